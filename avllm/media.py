@@ -16,8 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from avllm.config import MediaConfig
 
 __all__ = [
     "MediaError",
@@ -27,8 +31,16 @@ __all__ = [
     "InvalidAudioError",
     "MediaFlags",
     "Clip",
+    "VIDEO_EXTS",
+    "AUDIO_EXTS",
+    "IMAGE_EXTS",
+    "load_clip",
+    "load_clip_from_config",
+    "load_audio",
+    "load_image",
     "write_video",
     "write_audio",
+    "clip_to_mp4",
 ]
 
 # Sample rates the AAC encoder accepts; audio at any other rate is resampled to 48 kHz before encoding.
@@ -129,26 +141,454 @@ class Clip:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Reading
+
+VIDEO_EXTS = frozenset({".mp4", ".m4v", ".webm", ".mov", ".mkv", ".avi"})
+AUDIO_EXTS = frozenset({".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aif", ".aiff"})
+IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+_KINDS = {"video": VIDEO_EXTS, "audio": AUDIO_EXTS | VIDEO_EXTS, "image": IMAGE_EXTS}
+
+
+def _kind_of(path: Path) -> str | None:
+    """'video', 'audio' or 'image' from the extension; None when there is no extension (then content decides)."""
+    ext = path.suffix.lower()
+    if not ext:
+        return None
+    for kind, exts in (("video", VIDEO_EXTS), ("audio", AUDIO_EXTS), ("image", IMAGE_EXTS)):
+        if ext in exts:
+            return kind
+    known = ", ".join(sorted(e[1:] for e in VIDEO_EXTS | AUDIO_EXTS | IMAGE_EXTS))
+    raise UnsupportedMediaError(f"'{path.name}': unknown file type '{ext}' (known: {known})")
+
+
+def _check_file(path: str | Path, what: str) -> Path:
+    """The path as a Path if it names a non-empty file whose extension suits ``what``; MediaError otherwise."""
+    if path is None or str(path) == "":
+        raise MediaError(f"no {what} file given")
+    p = Path(path)
+    if not p.exists():
+        raise MediaError(f"{what} file not found: {p}")
+    if not p.is_file():
+        raise MediaError(f"{what} path is not a file: {p}")
+    kind = _kind_of(p)
+    if kind is not None and p.suffix.lower() not in _KINDS[what]:
+        article = "an" if what[0] in "aeiou" else "a"
+        raise UnsupportedMediaError(f"'{p.name}' is not {article} {what} file (its extension says {kind})")
+    if p.stat().st_size == 0:
+        raise EmptyMediaError(f"{what} file '{p.name}' is empty (0 bytes)")
+    return p
+
+
+def _ffmpeg_reason(err: Exception) -> str:
+    """FFmpeg's one-line reason, without error numbers or paths."""
+    reason = getattr(err, "strerror", None) or str(err)
+    return str(reason).split(":")[0].strip() or type(err).__name__
+
+
+def _open_container(path: Path, what: str):
+    import av
+
+    try:
+        return av.open(str(path), mode="r")
+    except av.error.InvalidDataError:
+        raise CorruptMediaError(
+            f"{what} file '{path.name}' could not be decoded: it is damaged, truncated, or not a media file"
+        ) from None
+    except (av.error.FFmpegError, OSError) as err:
+        raise CorruptMediaError(f"{what} file '{path.name}' could not be opened ({_ffmpeg_reason(err)})") from None
+
+
+def _audio_to_mono(frame) -> np.ndarray:
+    """One decoded PyAV audio frame of any sample format and channel count -> (S,) float32 mono."""
+    a = frame.to_ndarray()
+    channels = frame.layout.nb_channels
+    if not frame.format.is_planar:
+        a = a.reshape(-1, channels).T  # packed (1, S*C) -> (C, S)
+    if a.dtype == np.uint8:
+        a = (a.astype(np.float32) - 128.0) / 128.0
+    elif np.issubdtype(a.dtype, np.integer):
+        a = a.astype(np.float32) / float(2 ** (8 * a.dtype.itemsize - 1))
+    return a.astype(np.float32, copy=False).mean(axis=0, dtype=np.float32)  # (C, S) -> (S,)
+
+
+def _fit(w: int, h: int, max_side: int) -> tuple[int, int]:
+    """(w, h) scaled down so that the long side is max_side (aspect kept); unchanged when it already fits."""
+    if max(w, h) <= max_side:
+        return w, h
+    s = max_side / max(w, h)
+    return max(1, round(w * s)), max(1, round(h * s))
+
+
+def _video_rgb(frame, max_side: int, flags: MediaFlags) -> np.ndarray:
+    """One decoded PyAV video frame -> (H, W, 3) uint8 RGB, downscaled to fit max_side."""
+    w, h = _fit(frame.width, frame.height, max_side)
+    if (w, h) != (frame.width, frame.height):
+        flags.set("downscaled", f"frames downscaled from {frame.width}x{frame.height} to {w}x{h}")
+    return frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
+
+
+@dataclass
+class _Decoded:
+    """What one pass over a container gave."""
+
+    frames: list[np.ndarray]  # each (H, W, 3) uint8, sampled at `fps`
+    fps: float
+    video_end: float  # seconds covered by the video stream (0 when none)
+    audio: np.ndarray  # (S,) float32 mono at `rate`; empty when no audio stream
+    rate: int
+    has_video: bool
+    has_audio: bool
+    still: bool  # the "video" was one image (an image file decoded by content)
+    flags: MediaFlags
+
+
+def _decode(
+    path: Path, what: str, *, video: bool, audio: bool, fps: float, max_seconds: float, max_side: int
+) -> _Decoded:
+    """One pass over the container: sample frames at fps and collect audio, stopping at max_seconds.
+
+    Frames are sampled on the grid k / fps; each sample is the source frame shown at that time. Demuxing stops
+    as soon as every wanted stream has passed max_seconds, so an hour-long file costs only the part that is kept.
+    """
+    import av
+
+    flags = MediaFlags()
+    with _open_container(path, what) as container:
+        vs = None
+        if video:
+            attached = av.stream.Disposition.attached_pic
+            vs = next((s for s in container.streams.video if not s.disposition & attached), None)
+        ast = container.streams.audio[0] if audio and container.streams.audio else None
+        kinds = {s.type for s in container.streams}
+        if not kinds & {"video", "audio"}:
+            if "subtitle" in kinds:
+                raise UnsupportedMediaError(f"{what} file '{path.name}' holds only subtitles, no video or audio")
+            raise CorruptMediaError(f"{what} file '{path.name}' holds no video or audio: it is damaged or cut short")
+        if vs is None and ast is None:
+            have = "no video or audio stream" if video and audio else f"no {'video' if video else 'audio'} stream"
+            raise UnsupportedMediaError(f"{what} file '{path.name}' has {have}")
+        still = vs is not None and (container.format.name.endswith("_pipe") or container.format.name == "image2")
+        declared = container.duration / 1e6 if container.duration and container.duration > 0 else None
+        src_fps = float(vs.average_rate or vs.guessed_rate or 0) if vs is not None and not still else 0.0
+        fps = min(fps, src_fps) if src_fps > 0 else fps
+        t0 = float(vs.start_time * vs.time_base) if vs is not None and vs.start_time is not None else 0.0
+
+        frames: list[np.ndarray] = []
+        prev = None  # (av.VideoFrame, time) of the last decoded frame, not yet past the sampling grid
+        last_dur = 1.0 / src_fps if src_fps > 0 else 1.0 / fps
+        chunks: list[np.ndarray] = []
+        rate = int(ast.rate) if ast is not None else 0
+        limit_samples = int(round(max_seconds * rate))
+        n_samples = 0
+        video_done, audio_done = vs is None, ast is None
+        truncated, damaged = False, None
+
+        demux = container.demux(*[s for s in (vs, ast) if s is not None])
+        while not (video_done and audio_done):
+            try:
+                packet = next(demux)
+                decoded = packet.decode()
+            except StopIteration:
+                break
+            except av.error.FFmpegError as err:
+                damaged = _ffmpeg_reason(err)
+                break
+            for frame in decoded:
+                if packet.stream is vs and not video_done:
+                    t = (frame.time if frame.time is not None else len(frames) / fps) - t0
+                    if t >= max_seconds - 1e-9:
+                        video_done, truncated = True, True
+                        break
+                    # every grid time before this frame shows the previous frame
+                    while prev is not None and len(frames) / fps < t - 1e-6:
+                        frames.append(_video_rgb(prev[0], max_side, flags))
+                    prev = (frame, t)
+                    if frame.duration:
+                        last_dur = float(frame.duration * frame.time_base)
+                    if still:
+                        video_done = True
+                elif packet.stream is ast and not audio_done:
+                    mono = _audio_to_mono(frame)
+                    if not np.all(np.isfinite(mono)):
+                        at = f"{n_samples / rate:.2f} s"
+                        raise InvalidAudioError(f"{what} file '{path.name}' has NaN or infinite samples (at {at})")
+                    if n_samples + mono.shape[0] > limit_samples:
+                        mono, audio_done, truncated = mono[: limit_samples - n_samples], True, True
+                    chunks.append(mono)
+                    n_samples += mono.shape[0]
+
+        video_end = 0.0
+        if prev is not None:
+            video_end = min(prev[1] + last_dur, max_seconds) if not still else 0.0
+            while len(frames) / fps < video_end - 1e-6 or not frames:
+                frames.append(_video_rgb(prev[0], max_side, flags))
+        samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+    got = max(video_end, samples.shape[0] / rate if rate else 0.0)
+    if damaged is None and not truncated and _riff_is_cut(path):
+        damaged = "the file ends before its declared length"
+    if damaged is not None and not frames and samples.size == 0:
+        raise CorruptMediaError(f"{what} file '{path.name}' could not be decoded ({damaged})")
+    if truncated:
+        of = f" of {declared:.0f} s" if declared else ""
+        flags.set("truncated", f"cut to {max_seconds:g} s{of}")
+    elif damaged is not None:
+        flags.set("partial", f"damaged file: decoded only the first {got:.1f} s ({damaged})")
+    elif declared and not still and got < declared - max(0.5, 0.1 * declared):
+        flags.set("partial", f"damaged file: decoded only {got:.1f} s of {declared:.1f} s")
+    return _Decoded(frames, fps, video_end, samples, rate, vs is not None, ast is not None, still, flags)
+
+
+def _riff_is_cut(path: Path) -> bool:
+    """True when a RIFF/WAVE file's data chunk claims more bytes than the file holds (a cut-off wav, which FFmpeg
+    reads up to the cut without complaint)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return False
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk, n = f.read(4), int.from_bytes(f.read(4), "little")
+            if chunk == b"data":
+                return n not in (0, 0xFFFFFFFF) and pos + 8 + n > size  # 0 / max: a stream of unknown length
+            pos += 8 + n + (n & 1)
+    return False
+
+
+def _finish_audio(samples: np.ndarray, rate: int, sample_rate: int, flags: MediaFlags) -> np.ndarray:
+    """(S,) float32 mono at rate -> (S',) float32 mono at sample_rate, clipped to [-1, 1]."""
+    if rate != sample_rate and samples.size:
+        samples = _resample(samples, rate, sample_rate)
+        flags.set("resampled", f"audio resampled from {rate} Hz to {sample_rate} Hz")
+    return np.clip(samples, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def load_audio(
+    path: str | Path, sample_rate: int = 48000, max_seconds: float = 60.0
+) -> tuple[np.ndarray, MediaFlags]:
+    """Decode the first audio stream of a file (audio or video) to mono.
+
+    Returns ((S,) float32 mono in [-1, 1] at sample_rate, flags). Any sample format (8/16/24/32-bit int, float,
+    double), 1-8 channels (averaged) and any rate (resampled; flags.resampled). Only the first max_seconds are
+    decoded (flags.truncated). Raises InvalidAudioError on NaN/inf samples, EmptyMediaError when no sample decodes,
+    CorruptMediaError / UnsupportedMediaError when the file is not usable audio.
+    """
+    p = _check_file(path, "audio")
+    d = _decode(p, "audio", video=False, audio=True, fps=1.0, max_seconds=max_seconds, max_side=1)
+    if d.audio.size == 0:
+        raise EmptyMediaError(f"audio file '{p.name}' holds no audio samples (zero duration)")
+    return _finish_audio(d.audio, d.rate, sample_rate, d.flags), d.flags
+
+
+def _pil_to_rgb(img) -> np.ndarray:
+    """A PIL image of any mode -> (H, W, 3) uint8 RGB. Transparency is composited over white; 16-bit is scaled."""
+    from PIL import Image
+
+    mode = img.mode
+    if mode in ("P", "PA"):
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode.startswith("I") or mode == "F":  # 16/32-bit integer or float grey
+        a = np.asarray(img).astype(np.float64)
+        if mode == "F":
+            scale = 1.0 if a.size and np.nanmax(a) <= 1.0 else 255.0
+        else:
+            scale = 65535.0 if mode.startswith("I;16") or (a.size and a.max() > 255) else 255.0
+        a = np.clip(np.nan_to_num(a) / scale * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(a[..., None], 3, axis=-1)  # (H, W) -> (H, W, 3)
+    if mode in ("RGBA", "LA", "La", "RGBa"):
+        rgba = np.asarray(img.convert("RGBA")).astype(np.float32)  # (H, W, 4)
+        alpha = rgba[..., 3:] / 255.0
+        return (rgba[..., :3] * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
+    if mode != "RGB":
+        img = img.convert("RGB")
+    return np.asarray(img, dtype=np.uint8).copy() if isinstance(img, Image.Image) else img
+
+
+def load_image(path: str | Path, max_side: int = 1024) -> tuple[np.ndarray, MediaFlags]:
+    """Read an image file as ((H, W, 3) uint8 RGB, flags).
+
+    Any PIL mode: grey, RGBA / LA (composited over white), palette, 16-bit and float grey, CMYK. EXIF rotation is
+    applied. An image whose long side exceeds max_side is downscaled to it (flags.downscaled). A 1x1 image is valid.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    p = _check_file(path, "image")
+    flags = MediaFlags()
+    try:
+        with Image.open(p) as img:
+            if img.format == "JPEG":
+                img.draft("RGB", (max_side, max_side))  # decode big JPEGs at a reduced size when possible
+            img = ImageOps.exif_transpose(img)
+            rgb = _pil_to_rgb(img)
+    except UnidentifiedImageError:
+        raise CorruptMediaError(f"image file '{p.name}' is damaged or not an image") from None
+    except Image.DecompressionBombError:
+        raise UnsupportedMediaError(f"image file '{p.name}' is too large to open safely") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise CorruptMediaError(f"image file '{p.name}' could not be decoded ({err})") from None
+    h, w = rgb.shape[:2]
+    nw, nh = _fit(w, h, max_side)
+    if (nw, nh) != (w, h):
+        rgb = np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.LANCZOS, reducing_gap=3.0))
+        flags.set("downscaled", f"image downscaled from {w}x{h} to {nw}x{nh}")
+    return np.ascontiguousarray(rgb), flags
+
+
+def _silence(duration: float, sample_rate: int, flags: MediaFlags, why: str) -> np.ndarray:
+    flags.set("silent", why)
+    return np.zeros(int(round(duration * sample_rate)), np.float32)
+
+
+def _still_clip(
+    img: np.ndarray, flags: MediaFlags, audio: np.ndarray | None, *, fps: float, sample_rate: int, duration: float,
+    source: str
+) -> Clip:
+    """A clip that holds one image for `duration` seconds; frames are a read-only broadcast view of the image."""
+    flags.set("still_image", "frames repeat one still image")
+    if audio is None:
+        audio = _silence(duration, sample_rate, flags, "no audio: the audio is silence")
+    n = max(1, int(np.ceil(duration * fps - 1e-6)))
+    frames = np.broadcast_to(img, (n, *img.shape))  # (T, H, W, 3), no copy
+    return Clip(frames, np.arange(n) / fps, fps, audio, sample_rate, duration, flags, source)
+
+
+def load_clip(
+    video: str | Path | None = None,
+    *,
+    image: str | Path | None = None,
+    audio: str | Path | None = None,
+    fps: float = 8.0,
+    sample_rate: int = 48000,
+    max_seconds: float = 60.0,
+    max_side: int = 1024,
+    still_seconds: float | None = None,
+) -> Clip:
+    """Load a clip from a video file; or an image and an audio file; or an image alone; or audio alone.
+
+    video: mp4, webm, mov, mkv or avi (decoded by content, so a misnamed file still works when it decodes). An
+        image or audio file passed here is treated as such. With `audio` as well, that file replaces the video's
+        own sound. A video without an audio stream gives a silent clip; one without a video stream an audio-only
+        clip (T = 0, flags.no_video).
+    image: a still image; the clip lasts as long as `audio`, else `still_seconds` (default 1 s), frames repeated
+        at fps (a read-only broadcast view: copy before writing into it).
+    fps: frames sampled per second (the source's rate when that is lower). sample_rate: audio rate (Hz), mono.
+    max_seconds: longer inputs are cut here (flags.truncated); only that part is decoded.
+    max_side: frames with a longer side are downscaled to it (flags.downscaled).
+    Raises MediaError subclasses with readable messages; see the module docstring.
+    """
+    if fps <= 0 or sample_rate < 1000 or max_seconds <= 0 or max_side < 1:
+        raise ValueError(f"bad media settings: fps={fps}, sample_rate={sample_rate}, max_seconds={max_seconds}, "
+                         f"max_side={max_side}")
+    if video is not None and image is not None:
+        raise ValueError("give a video or an image, not both")
+    if video is None and image is None and audio is None:
+        raise ValueError("give a video, an image, or an audio file")
+    if video is not None:  # an image or audio file given as `video` is loaded as what it is
+        kind = _kind_of(Path(video))
+        if kind == "image":
+            video, image = None, video
+        elif kind == "audio" and audio is None:
+            video, audio = None, video
+
+    if video is not None:
+        return _load_video_clip(Path(video), audio, fps, sample_rate, max_seconds, max_side, still_seconds)
+    if image is not None:
+        img, flags = load_image(image, max_side)
+        sound = None
+        if audio is not None:
+            sound, aflags = load_audio(audio, sample_rate, max_seconds)
+            flags.merge(aflags)
+            duration = sound.shape[0] / sample_rate
+        else:
+            duration = 1.0 if still_seconds is None else float(still_seconds)
+            if duration <= 0:
+                raise EmptyMediaError(f"still_seconds must be positive, got {still_seconds}")
+            if duration > max_seconds:
+                flags.set("truncated", f"cut to {max_seconds:g} s of {duration:g} s")
+                duration = max_seconds
+        source = Path(image).name + (f" + {Path(audio).name}" if audio is not None else "")
+        return _still_clip(img, flags, sound, fps=fps, sample_rate=sample_rate, duration=duration, source=source)
+
+    sound, flags = load_audio(audio, sample_rate, max_seconds)
+    flags.set("no_video", "audio only: no video frames")
+    empty = np.zeros((0, 0, 0, 3), np.uint8)
+    return Clip(empty, np.zeros(0), fps, sound, sample_rate, sound.shape[0] / sample_rate, flags, Path(audio).name)
+
+
+def _load_video_clip(
+    path: Path, audio: str | Path | None, fps: float, sample_rate: int, max_seconds: float, max_side: int,
+    still_seconds: float | None,
+) -> Clip:
+    p = _check_file(path, "video")
+    d = _decode(p, "video", video=True, audio=audio is None, fps=fps, max_seconds=max_seconds, max_side=max_side)
+    flags, source = d.flags, p.name
+    sound = None
+    if audio is not None:
+        sound, aflags = load_audio(audio, sample_rate, max_seconds)
+        flags.merge(aflags)
+        source += f" + {Path(audio).name}"
+    elif d.audio.size:
+        sound = _finish_audio(d.audio, d.rate, sample_rate, flags)
+
+    if d.still:  # an image file decoded by content: hold it like load_clip(image=...)
+        duration = sound.shape[0] / sample_rate if sound is not None else (still_seconds or 1.0)
+        duration = min(duration, max_seconds)
+        return _still_clip(d.frames[0], flags, sound, fps=d.fps, sample_rate=sample_rate, duration=duration,
+                           source=source)
+    if not d.frames:
+        if sound is None:
+            raise EmptyMediaError(f"video file '{p.name}' has no frames and no audio (zero duration)")
+        flags.set("no_video", "audio only: no video frames" if not d.has_video else "the video stream is empty")
+        empty = np.zeros((0, 0, 0, 3), np.uint8)
+        return Clip(empty, np.zeros(0), d.fps, sound, sample_rate, sound.shape[0] / sample_rate, flags, source)
+
+    frames = np.stack(d.frames)  # (T, H, W, 3)
+    duration = max(d.video_end, sound.shape[0] / sample_rate if sound is not None else 0.0)
+    if sound is None:
+        why = "no audio stream: the audio is silence" if audio is None else "the audio is silence"
+        sound = _silence(duration, sample_rate, flags, why)
+    times = np.arange(frames.shape[0]) / d.fps
+    return Clip(frames, times, d.fps, sound, sample_rate, duration, flags, source)
+
+
+def load_clip_from_config(
+    cfg: MediaConfig, video: str | Path | None = None, *, image: str | Path | None = None,
+    audio: str | Path | None = None,
+) -> Clip:
+    """``load_clip`` with fps, sample_rate, max_seconds and max_side taken from a MediaConfig."""
+    return load_clip(video, image=image, audio=audio, fps=cfg.fps, sample_rate=cfg.sample_rate,
+                     max_seconds=cfg.max_seconds, max_side=cfg.max_side)
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Writing
 
 
-def _as_uint8_frames(frames: np.ndarray) -> np.ndarray:
-    """(T, H, W, 3) or (T, H, W) uint8, or float in [0, 1] -> (T, H, W, 3) uint8 with even H and W."""
+def _check_frames(frames: np.ndarray) -> np.ndarray:
+    """Validate (T, H, W, 3|4) or grey (T, H, W) frames, uint8 or float in [0, 1]; returns them unconverted."""
     frames = np.asarray(frames)
-    if frames.ndim == 3:  # grey (T, H, W)
-        frames = np.repeat(frames[..., None], 3, axis=-1)
-    if frames.ndim != 4 or frames.shape[-1] not in (3, 4):
-        raise ValueError(f"frames must be (T, H, W, 3), got shape {frames.shape}")
-    frames = frames[..., :3]
-    if frames.dtype != np.uint8:
-        if not np.issubdtype(frames.dtype, np.floating):
-            raise ValueError(f"frames must be uint8, or float in [0, 1]; got {frames.dtype}")
-        frames = (np.clip(np.nan_to_num(frames), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if (frames.ndim == 4 and frames.shape[-1] in (3, 4)) or frames.ndim == 3:
+        if frames.dtype == np.uint8 or np.issubdtype(frames.dtype, np.floating):
+            return frames
+        raise ValueError(f"frames must be uint8, or float in [0, 1]; got {frames.dtype}")
+    raise ValueError(f"frames must be (T, H, W, 3), got shape {frames.shape}")
+
+
+def _frame_rgb24(img: np.ndarray) -> np.ndarray:
+    """One frame (H, W, 3|4) or (H, W), uint8 or float in [0, 1] -> (H', W', 3) uint8 with even H' and W'."""
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=-1)  # grey -> (H, W, 3)
+    img = img[..., :3]
+    if img.dtype != np.uint8:
+        img = (np.clip(np.nan_to_num(img), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     # H.264 with yuv420p needs even sides: repeat the last row / column once when a side is odd.
-    t, h, w, _ = frames.shape
+    h, w = img.shape[:2]
     if h % 2 or w % 2:
-        frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")  # (T, H', W', 3)
-    return np.ascontiguousarray(frames)
+        img = np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")  # (H', W', 3)
+    return np.ascontiguousarray(img)
 
 
 def _as_mono_float(audio: np.ndarray, what: str = "audio") -> np.ndarray:
@@ -189,7 +629,7 @@ def write_video(
     path = Path(path)
     if fps <= 0 or not np.isfinite(fps):
         raise ValueError(f"fps must be positive, got {fps}")
-    frames = _as_uint8_frames(frames)
+    frames = _check_frames(frames)
     if audio is not None:
         audio = np.clip(_as_mono_float(audio), -1.0, 1.0)
         if audio.size == 0:
@@ -205,7 +645,7 @@ def write_video(
         vstream = astream = None
         if frames.shape[0] > 0:
             vstream = out.add_stream("libx264", rate=rate)
-            vstream.width, vstream.height = frames.shape[2], frames.shape[1]
+            vstream.height, vstream.width = _frame_rgb24(frames[0]).shape[:2]
             vstream.pix_fmt = "yuv420p"
             vstream.codec_context.time_base = 1 / rate
             vstream.codec_context.options = {"preset": "veryfast", "crf": "20"}
@@ -218,7 +658,7 @@ def write_video(
         chunks = _audio_frames(audio, int(sample_rate)) if astream is not None else iter(())
         pending = next(chunks, None)
         for i, img in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf = av.VideoFrame.from_ndarray(_frame_rgb24(img), format="rgb24")
             vf.pts, vf.time_base = i, 1 / rate
             out.mux(vstream.encode(vf))
             t_end = (i + 1) / float(rate)
@@ -265,6 +705,12 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
         w.setframerate(int(sample_rate))
         w.writeframes(np.ascontiguousarray(audio).astype("<i2").tobytes())
     return path
+
+
+def clip_to_mp4(clip: Clip, path: str | Path) -> Path:
+    """Write a Clip as a browser-playable mp4 (its audio too, unless the clip is silent). Returns the path."""
+    audio = None if clip.flags.silent else clip.audio
+    return write_video(path, clip.frames, clip.fps, audio, clip.sample_rate)
 
 
 def _resample(audio: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
