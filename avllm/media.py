@@ -8,7 +8,14 @@
     write_video("out.mp4", clip.frames, clip.fps, clip.audio, clip.sample_rate)   # H.264 yuv420p + AAC
 
 All decoding and encoding of audio and video goes through PyAV (which bundles FFmpeg); images go through PIL.
-Every failure is a ``MediaError`` subclass with a message a person can read; FFmpeg's own errors never escape.
+Files are decoded by content, so a misnamed file that decodes is used as what it is. Every failure is a
+``MediaError`` with a message that names the file, and FFmpeg's own errors never escape:
+    MediaError               missing path (the message names it)
+    CorruptMediaError        garbage, cut short beyond use, or not media at all (a zip renamed .mp4)
+    UnsupportedMediaError    unknown extension, or no usable stream (e.g. load_audio of a silent video)
+    EmptyMediaError          0-byte file, zero duration, zero frames and no sound
+    InvalidAudioError        NaN or infinite samples
+A file that decodes only in part (a cut-off download) gives what decodes, with flags.partial.
 """
 
 from __future__ import annotations
@@ -198,11 +205,9 @@ def _open_container(path: Path, what: str):
         raise CorruptMediaError(f"{what} file '{path.name}' could not be opened ({_ffmpeg_reason(err)})") from None
 
 
-def _audio_to_mono(frame) -> np.ndarray:
-    """One decoded PyAV audio frame of any sample format and channel count -> (S,) float32 mono."""
-    a = frame.to_ndarray()
-    channels = frame.layout.nb_channels
-    if not frame.format.is_planar:
+def _audio_to_mono(a: np.ndarray, planar: bool, channels: int) -> np.ndarray:
+    """Raw samples as PyAV gives them, (C, S) planar or (1, S*C) packed, any sample type -> (S,) float32 mono."""
+    if not planar:
         a = a.reshape(-1, channels).T  # packed (1, S*C) -> (C, S)
     if a.dtype == np.uint8:
         a = (a.astype(np.float32) - 128.0) / 128.0
@@ -237,9 +242,11 @@ class _Decoded:
     audio: np.ndarray  # (S,) float32 mono at `rate`; empty when no audio stream
     rate: int
     has_video: bool
-    has_audio: bool
     still: bool  # the "video" was one image (an image file decoded by content)
     flags: MediaFlags
+
+
+_INTERLEAVE_S = 10.0  # how far (s) streams of one file may lie apart in it (FFmpeg's default max_interleave_delta)
 
 
 def _decode(
@@ -248,7 +255,8 @@ def _decode(
     """One pass over the container: sample frames at fps and collect audio, stopping at max_seconds.
 
     Frames are sampled on the grid k / fps; each sample is the source frame shown at that time. Demuxing stops
-    as soon as every wanted stream has passed max_seconds, so an hour-long file costs only the part that is kept.
+    as soon as every wanted stream has passed max_seconds (or any packet lies _INTERLEAVE_S beyond it: a stream
+    that ended early never passes it), so an hour-long file costs only the part that is kept.
     """
     import av
 
@@ -276,17 +284,23 @@ def _decode(
         frames: list[np.ndarray] = []
         prev = None  # (av.VideoFrame, time) of the last decoded frame, not yet past the sampling grid
         last_dur = 1.0 / src_fps if src_fps > 0 else 1.0 / fps
-        chunks: list[np.ndarray] = []
+        runs: list[tuple[tuple[bool, int], list[np.ndarray]]] = []  # raw sample arrays, one run per sample layout
         rate = int(ast.rate) if ast is not None else 0
         limit_samples = int(round(max_seconds * rate))
         n_samples = 0
         video_done, audio_done = vs is None, ast is None
         truncated, damaged = False, None
+        stop_at = max_seconds + _INTERLEAVE_S + t0
 
         demux = container.demux(*[s for s in (vs, ast) if s is not None])
         while not (video_done and audio_done):
             try:
                 packet = next(demux)
+                if packet.pts is not None and packet.time_base and packet.pts * packet.time_base > stop_at:
+                    truncated = True
+                    break
+                if (packet.stream is vs and video_done) or (packet.stream is ast and audio_done):
+                    continue
                 decoded = packet.decode()
             except StopIteration:
                 break
@@ -308,21 +322,28 @@ def _decode(
                     if still:
                         video_done = True
                 elif packet.stream is ast and not audio_done:
-                    mono = _audio_to_mono(frame)
-                    if not np.all(np.isfinite(mono)):
-                        at = f"{n_samples / rate:.2f} s"
-                        raise InvalidAudioError(f"{what} file '{path.name}' has NaN or infinite samples (at {at})")
-                    if n_samples + mono.shape[0] > limit_samples:
-                        mono, audio_done, truncated = mono[: limit_samples - n_samples], True, True
-                    chunks.append(mono)
-                    n_samples += mono.shape[0]
+                    raw, n = frame.to_ndarray(), frame.samples  # converted in bulk below: per frame is slow
+                    key = (frame.format.is_planar, frame.layout.nb_channels)
+                    if n_samples + n > limit_samples:
+                        n = limit_samples - n_samples
+                        raw = raw[:, : n if key[0] else n * key[1]]
+                        audio_done, truncated = True, True
+                    if not runs or runs[-1][0] != key:
+                        runs.append((key, []))
+                    runs[-1][1].append(raw)
+                    n_samples += n
 
         video_end = 0.0
         if prev is not None:
             video_end = min(prev[1] + last_dur, max_seconds) if not still else 0.0
             while len(frames) / fps < video_end - 1e-6 or not frames:
                 frames.append(_video_rgb(prev[0], max_side, flags))
-        samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    monos = [_audio_to_mono(np.concatenate(arrays, axis=1), *key) for key, arrays in runs]
+    samples = np.concatenate(monos) if monos else np.zeros(0, np.float32)
+    finite = np.isfinite(samples)
+    if not finite.all():
+        at = f"{np.argmin(finite) / rate:.2f} s"
+        raise InvalidAudioError(f"{what} file '{path.name}' has NaN or infinite samples (first at {at})")
 
     got = max(video_end, samples.shape[0] / rate if rate else 0.0)
     if damaged is None and not truncated and _riff_is_cut(path):
@@ -336,7 +357,7 @@ def _decode(
         flags.set("partial", f"damaged file: decoded only the first {got:.1f} s ({damaged})")
     elif declared and not still and got < declared - max(0.5, 0.1 * declared):
         flags.set("partial", f"damaged file: decoded only {got:.1f} s of {declared:.1f} s")
-    return _Decoded(frames, fps, video_end, samples, rate, vs is not None, ast is not None, still, flags)
+    return _Decoded(frames, fps, video_end, samples, rate, vs is not None, still, flags)
 
 
 def _riff_is_cut(path: Path) -> bool:
@@ -384,8 +405,6 @@ def load_audio(
 
 def _pil_to_rgb(img) -> np.ndarray:
     """A PIL image of any mode -> (H, W, 3) uint8 RGB. Transparency is composited over white; 16-bit is scaled."""
-    from PIL import Image
-
     mode = img.mode
     if mode in ("P", "PA"):
         img = img.convert("RGBA")
@@ -404,7 +423,7 @@ def _pil_to_rgb(img) -> np.ndarray:
         return (rgba[..., :3] * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
     if mode != "RGB":
         img = img.convert("RGB")
-    return np.asarray(img, dtype=np.uint8).copy() if isinstance(img, Image.Image) else img
+    return np.array(img, dtype=np.uint8)
 
 
 def load_image(path: str | Path, max_side: int = 1024) -> tuple[np.ndarray, MediaFlags]:
@@ -420,7 +439,7 @@ def load_image(path: str | Path, max_side: int = 1024) -> tuple[np.ndarray, Medi
     try:
         with Image.open(p) as img:
             if img.format == "JPEG":
-                img.draft("RGB", (max_side, max_side))  # decode big JPEGs at a reduced size when possible
+                img.draft(img.mode, (max_side, max_side))  # decode big JPEGs at a reduced size when possible
             img = ImageOps.exif_transpose(img)
             rgb = _pil_to_rgb(img)
     except UnidentifiedImageError:
@@ -477,7 +496,7 @@ def load_clip(
     fps: frames sampled per second (the source's rate when that is lower). sample_rate: audio rate (Hz), mono.
     max_seconds: longer inputs are cut here (flags.truncated); only that part is decoded.
     max_side: frames with a longer side are downscaled to it (flags.downscaled).
-    Raises MediaError subclasses with readable messages; see the module docstring.
+    Returns a Clip; raises the MediaError subclasses listed in the module docstring.
     """
     if fps <= 0 or sample_rate < 1000 or max_seconds <= 0 or max_side < 1:
         raise ValueError(f"bad media settings: fps={fps}, sample_rate={sample_rate}, max_seconds={max_seconds}, "

@@ -82,7 +82,8 @@ def encode(
         chunks = []
         if as_ is not None:
             for s in range(0, len(audio), 1024):
-                f = av.AudioFrame.from_ndarray(audio[None, s : s + 1024].astype(np.float32), format="fltp", layout="mono")
+                chunk = audio[None, s : s + 1024].astype(np.float32)  # (1, n)
+                f = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
                 f.sample_rate, f.pts, f.time_base = sample_rate, s, Fraction(1, sample_rate)
                 chunks.append(f)
         for i, img in enumerate(frames if vs is not None else []):  # interleaved, as real muxers write
@@ -145,7 +146,8 @@ def make_long_wav(path: str | Path, seconds: float, sample_rate: int = 8000, fre
 def make_image(
     path: str | Path, mode: str = "RGB", size: tuple[int, int] = (24, 40), color=RED, alpha: int = 255
 ) -> Path:
-    """A solid image of ``color`` in PIL ``mode`` (RGB, RGBA, L, LA, P, I;16, 1, CMYK, F); size is (H, W).
+    """A solid image of ``color`` in PIL ``mode`` (RGB, RGBA, L, LA, P, I;16, 1, CMYK, F) or RGB;16 (48-bit PNG);
+    size is (H, W).
     Grey modes get the colour's luminance; I;16 spans the full 16-bit range; RGBA / LA use ``alpha``."""
     from PIL import Image
 
@@ -167,6 +169,12 @@ def make_image(
         img = Image.new("RGB", (w, h), color).quantize(colors=4)
     elif mode == "CMYK":
         img = Image.new("RGB", (w, h), color).convert("CMYK")
+    elif mode == "RGB;16":  # 48-bit RGB PNG (PIL cannot write one; OpenCV can)
+        import cv2
+
+        bgr = np.full((h, w, 3), color[::-1], np.uint16) * 257
+        cv2.imwrite(str(path), bgr)
+        return Path(path)
     else:
         img = Image.new(mode, (w, h), color)
     fmt = "JPEG" if Path(path).suffix.lower() in (".jpg", ".jpeg") else ("TIFF" if mode in ("F", "CMYK") else None)

@@ -93,7 +93,7 @@ def test_video_containers_give_colours_tone_and_times(tmp_path, ext):
     assert not any(getattr(clip.flags, n) for n in FLAG_NAMES)
     assert clip.source == f"v{ext}"
     assert_colour(clip.key_frame(1.5), mf.GREEN)
-    assert clip.frame_at(2.0) == 16 and clip.frame_at(1.99) == 15 and clip.frame_at(-1) == 0 and clip.frame_at(99) == 23
+    assert [clip.frame_at(t) for t in (2.0, 1.99, -1.0, 99.0)] == [16, 15, 0, 23]
 
 
 def test_frames_are_sampled_at_the_requested_rate(tmp_path):
@@ -154,27 +154,74 @@ def test_huge_frames_are_downscaled(tmp_path):
 # Long input: cut at max_seconds without decoding the rest
 
 
-def test_hour_long_video_is_cut_without_decoding_it_all(tmp_path):
-    frames = np.broadcast_to(np.arange(3600, dtype=np.uint8)[:, None, None, None] * 0 + 90, (3600, 16, 16, 3))
-    path = mf.encode(tmp_path / "hour.mp4", frames, 1.0)  # 1 fps, 16x16: an hour costs about a second to write
+class PacketCounter:
+    """Wraps avllm.media's container opener and counts the packets the reader pulls from each file."""
+
+    def __init__(self, monkeypatch):
+        import avllm.media as media
+
+        self.packets = 0
+        opener = media._open_container
+
+        def counting_open(path, what):
+            container = opener(path, what)
+            demux = container.demux
+
+            def counted(*streams):
+                for packet in demux(*streams):
+                    self.packets += 1
+                    yield packet
+
+            return _Proxy(container, counted)
+
+        monkeypatch.setattr(media, "_open_container", counting_open)
+
+
+class _Proxy:
+    def __init__(self, container, demux):
+        self._container, self.demux = container, demux
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._container.close()
+
+
+def test_hour_long_video_is_cut_without_decoding_it_all(tmp_path, monkeypatch):
+    frames = np.broadcast_to(np.uint8(90), (3600, 16, 16, 3))
+    # 1 fps, 16x16: an hour costs about a second to write; its sound stops after 5 s, so only the video stream
+    # can tell the reader that the limit has passed
+    path = mf.encode(tmp_path / "hour.mp4", frames, 1.0, mf.tone(440.0, 5.0, 8000), 8000)
+    counter = PacketCounter(monkeypatch)
     start = time.perf_counter()
     clip = load_clip(path, fps=8.0, max_seconds=60.0)
     elapsed = time.perf_counter() - start
     assert_well_formed(clip)
     assert clip.fps == 1.0 and clip.num_frames == 60 and clip.duration == pytest.approx(60.0)
     assert clip.flags.truncated and "cut to 60 s of 3600 s" in clip.flags.notes
-    assert elapsed < 1.5, f"loading the first minute took {elapsed:.2f} s"
+    assert abs(clip.audio.shape[0] / 48000 - 5.0) < 0.15  # one AAC frame at 8 kHz is 0.128 s
+    # the file holds 3600 video + 40 audio packets; the reader stops within the 10 s interleaving margin
+    assert 100 <= counter.packets <= 60 + 12 + 40, counter.packets
+    assert elapsed < 2.0, f"loading the first minute took {elapsed:.2f} s"
 
 
-def test_hour_long_wav_is_cut_quickly(tmp_path):
+def test_hour_long_wav_is_cut_without_decoding_it_all(tmp_path, monkeypatch):
     path = mf.make_long_wav(tmp_path / "hour.wav", 3600.0, sample_rate=8000, freq=440.0)
+    counter = PacketCounter(monkeypatch)
     start = time.perf_counter()
     audio, flags = load_audio(path, sample_rate=8000, max_seconds=60.0)
     elapsed = time.perf_counter() - start
     assert audio.shape == (60 * 8000,)
     assert flags.truncated and "cut to 60 s of 3600 s" in flags.notes and not flags.resampled
     assert_tone(audio, 8000, 440.0)
-    assert elapsed < 1.0, f"loading the first minute took {elapsed:.2f} s"
+    with av.open(str(path)) as c:
+        hour_packets = sum(1 for p in c.demux(c.streams.audio[0]) if p.size)
+    assert 0 < counter.packets <= hour_packets * 61 / 3600 + 2, (counter.packets, hour_packets)
+    assert elapsed < 2.0, f"loading the first minute took {elapsed:.2f} s"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -184,7 +231,7 @@ def test_hour_long_wav_is_cut_quickly(tmp_path):
 WAV_SUBTYPES = ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"]
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     subtype=st.sampled_from(WAV_SUBTYPES),
     channels=st.integers(1, 8),
@@ -251,6 +298,7 @@ def test_write_audio_round_trip(tmp_path):
     [
         ("RGB", ".png", mf.RED),
         ("RGB", ".jpg", mf.RED),
+        ("RGB;16", ".png", mf.RED),
         ("RGBA", ".png", mf.RED),
         ("P", ".png", mf.RED),
         ("CMYK", ".tif", mf.RED),
@@ -521,3 +569,24 @@ def test_flags_merge_and_set():
     assert a.silent and a.resampled and a.notes == ["no audio", "resampled 8 kHz"]
     with pytest.raises(AttributeError):
         a.set("notes", "x")
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    t=st.integers(1, 6),
+    h=st.integers(1, 40),
+    w=st.integers(1, 40),
+    fps=st.sampled_from([1.0, 2.5, 7.5, 8.0, 12.0, 29.97]),
+    colour=st.tuples(*[st.integers(20, 235)] * 3),
+    with_audio=st.booleans(),
+)
+def test_write_video_then_load_keeps_frames_size_and_rate(tmp_path, t, h, w, fps, colour, with_audio):
+    frames = np.broadcast_to(np.array(colour, np.uint8), (t, h, w, 3))
+    audio = mf.tone(500.0, t / fps, 16000) if with_audio else None
+    path = write_video(tmp_path / "p.mp4", frames, fps, audio, 16000)
+    clip = load_clip(path, fps=30.0, sample_rate=16000)
+    assert_well_formed(clip)
+    assert clip.num_frames == t and clip.fps == pytest.approx(fps, rel=1e-3)
+    assert clip.frames.shape[1:] == (h + h % 2, w + w % 2, 3)
+    assert clip.has_audio == with_audio
+    assert_colour(clip.frames[-1], colour, tol=6)
