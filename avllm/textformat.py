@@ -58,7 +58,7 @@ _MAX_GROUP = 256  # characters inside one bracket group; longer groups are plain
 
 _NUM = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]{1,4})?"
 _ITEM = re.compile(rf"\s*({_NUM})\s*(?:s\s*)?")
-_GROUP = r"\[[^\[\]]{0,%d}\]" % _MAX_GROUP
+_GROUP = r"\[[^\[\]<]{0,%d}\]" % _MAX_GROUP  # no "<": tokens inside brackets stay tokens
 _INDEX = r"(?:0|[1-9][0-9]{0,5})"
 _LOC_RUN = rf"<loc_{_INDEX}>(?:\s*<loc_{_INDEX}>)*"
 _T_RUN = rf"<t_{_INDEX}>(?:\s*<t_{_INDEX}>)*"

@@ -144,6 +144,7 @@ def test_codec_decoding_rules():
     assert len(got.boxes) == 2
     assert CODEC.parse("<loc_1><loc_99><loc_2><loc_3><loc_4>").boxes == []
     assert CODEC.decode_text("a <loc_1><loc_2> b") == "a  b"
+    assert CODEC.decode_text("[<loc_0><loc_0><loc_1><loc_1>]") == "[[0.02, 0.02, 0.05, 0.05]]"  # tokens in brackets
     # reversed and equal bins: sorted, never empty
     (b,) = CODEC.parse("<loc_20><loc_5><loc_3><loc_5>").boxes
     assert b[0] < b[2] and b[1] < b[3]
