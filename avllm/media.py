@@ -114,7 +114,7 @@ class MediaFlags:
 class Clip:
     """Decoded media: frames sampled at ``fps`` and mono audio at ``sample_rate``, on one time axis (seconds)."""
 
-    frames: np.ndarray  # (T, H, W, 3) uint8 RGB; T may be 0 for audio-only input
+    frames: np.ndarray  # (T, H, W, 3) uint8 RGB; T may be 0 for audio-only input; read-only view for a still
     times: np.ndarray  # (T,) float64 seconds, timestamp of each frame
     fps: float  # sampling rate of `frames` (the requested fps, or the source's if lower)
     audio: np.ndarray  # (S,) float32 mono in [-1, 1]; all zeros (and flags.silent) when there is none
@@ -524,7 +524,7 @@ def load_clip(
         else:
             duration = 1.0 if still_seconds is None else float(still_seconds)
             if duration <= 0:
-                raise EmptyMediaError(f"still_seconds must be positive, got {still_seconds}")
+                raise ValueError(f"still_seconds must be positive, got {still_seconds}")
             if duration > max_seconds:
                 flags.set("truncated", f"cut to {max_seconds:g} s of {duration:g} s")
                 duration = max_seconds

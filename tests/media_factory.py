@@ -7,7 +7,7 @@
     dominant_frequency(audio, 48000)                           # Hz of the FFT peak
 
 Video containers get the codecs a browser or a phone would give them: mp4 / mov / mkv H.264 + AAC, webm VP8 + Opus,
-avi MPEG-4 + 16-bit PCM.
+avi MPEG-4 + 16-bit PCM; audio files mp3, m4a (AAC), flac, ogg (Opus).
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ _CODECS = {  # container extension -> (video codec, audio codec)
     ".mkv": ("libx264", "aac"),
     ".webm": ("libvpx", "libopus"),
     ".avi": ("mpeg4", "pcm_s16le"),
+    ".mp3": (None, "libmp3lame"),
+    ".m4a": (None, "aac"),
+    ".flac": (None, "flac"),
+    ".ogg": (None, "libopus"),
 }
 
 
@@ -63,12 +67,13 @@ def encode(
     *,
     faststart: bool = True,
 ) -> Path:
-    """Encode (T, H, W, 3) uint8 frames and/or (S,) float32 mono audio into the container the extension names."""
+    """Encode (T, H, W, 3) uint8 frames and/or (S,) float32 mono audio into the container the extension names
+    (audio-only containers take frames=None)."""
     import av
 
     path = Path(path)
     vcodec, acodec = _CODECS[path.suffix.lower()]
-    options = {"movflags": "+faststart"} if faststart and path.suffix.lower() in (".mp4", ".mov") else {}
+    options = {"movflags": "+faststart"} if faststart and path.suffix.lower() in (".mp4", ".mov", ".m4a") else {}
     rate = Fraction(fps).limit_denominator(1001)
     with av.open(str(path), "w", options=options) as out:
         vs = as_ = None

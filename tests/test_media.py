@@ -270,6 +270,16 @@ def test_nan_or_inf_samples_are_refused(tmp_path, bad):
         load_clip(image=mf.make_image(tmp_path / "i.png"), audio=path)
 
 
+@pytest.mark.parametrize("ext, rate", [(".mp3", 44100), (".m4a", 22050), (".flac", 96000), (".ogg", 48000)])
+def test_compressed_audio_files(tmp_path, ext, rate):
+    path = mf.encode(tmp_path / f"a{ext}", None, 8.0, mf.tone(700.0, 1.5, rate), rate)
+    clip = load_clip(audio=path, sample_rate=16000)
+    assert_well_formed(clip)
+    assert clip.flags.no_video and clip.flags.resampled
+    assert abs(clip.duration - 1.5) < 0.06  # codec priming / padding
+    assert_tone(clip.audio, 16000, 700.0)
+
+
 def test_audio_alone_gives_an_audio_only_clip(tmp_path):
     path = mf.make_wav(tmp_path / "a.wav", mf.tone(523.0, 1.25, 44100), 44100, "PCM_16", 2)
     for clip in (load_clip(audio=path), load_clip(path)):  # as audio=, or given where a video goes
@@ -498,6 +508,10 @@ def test_no_usable_stream(tmp_path):
     mute = mf.make_video(tmp_path / "mute.mp4", tone_hz=None)
     with pytest.raises(UnsupportedMediaError, match="mute.mp4.*no audio stream"):
         load_audio(mute)
+    subtitles = tmp_path / "subs.mkv"  # SubRip text: FFmpeg reads it by content, but it holds no video or audio
+    subtitles.write_text("1\n00:00:00,000 --> 00:00:01,500\nhello\n\n2\n00:00:02,000 --> 00:00:03,000\nbye\n")
+    with pytest.raises(UnsupportedMediaError, match="subs.mkv.*only subtitles"):
+        load_clip(subtitles)
 
 
 def test_truncated_video_gives_the_part_that_decodes(tmp_path):
@@ -557,6 +571,8 @@ def test_bad_arguments_are_value_errors(tmp_path):
         load_clip(image, image=image)
     with pytest.raises(ValueError):
         load_clip(image=image, fps=0)
+    with pytest.raises(ValueError):
+        load_clip(image=image, still_seconds=0.0)
 
 
 def test_flags_merge_and_set():
