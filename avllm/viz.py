@@ -123,11 +123,13 @@ def placeholder(text: str, width: int = 640, height: int = 120) -> np.ndarray:
 # Frames
 
 
-def frame_strip(frames, times, n: int = 8, *, height: int = 150) -> np.ndarray:
-    """A row of up to ``n`` evenly spaced frames, each titled with its time in seconds.
+def frame_strip(
+    frames, times, n: int = 8, *, columns: int = 4, height: int = 170, title: str = ""
+) -> np.ndarray:
+    """Up to ``n`` evenly spaced frames in a grid of ``columns`` columns, each titled with its time in seconds.
 
     frames: (T, H, W, 3) uint8 RGB; times: (T,) seconds. T = 0 gives a placeholder image saying so.
-    height: height in pixels of each frame cell (the image is about height + 40 px tall).
+    height: height in pixels of each frame cell (plus ~30 px for its time). title: an optional line on top.
     Returns (H', W', 3) uint8 RGB.
     """
     frames = np.asarray(frames)
@@ -138,17 +140,24 @@ def frame_strip(frames, times, n: int = 8, *, height: int = 150) -> np.ndarray:
     if times.shape[0] != t_count:
         raise ValueError(f"times has {times.shape[0]} entries for {t_count} frames")
     idx = np.unique(np.linspace(0, t_count - 1, num=max(1, min(n, t_count))).round().astype(int))  # (n',)
+    cols = max(1, min(columns, len(idx)))
+    rows = int(np.ceil(len(idx) / cols))
     h, w = frames.shape[1:3]
-    cell_w = max(60, int(round(height * w / max(h, 1))))
-    title_px = 34
-    fig = _figure(cell_w * len(idx) + 8 * (len(idx) + 1), height + title_px + 8)
+    cell_w = max(80, int(round(height * w / max(h, 1))))
+    title_px, pad, head = 30, 8, (30 if title else 0)
+    fig_w, fig_h = cols * (cell_w + pad) + pad, rows * (height + title_px + pad) + pad + head
+    fig = _figure(fig_w, fig_h)
+    if title:
+        fig.text(pad / fig_w, 1 - 6 / fig_h, title, ha="left", va="top", fontsize=11)
     for k, i in enumerate(idx):
-        ax = fig.add_subplot(1, len(idx), k + 1)
-        ax.imshow(_as_rgb_frame(frames[i]), interpolation="bilinear" if h > height else "nearest")
-        ax.set_title(f"t = {times[i]:.2f} s", fontsize=10)
+        r, c = divmod(k, cols)
+        left = (pad + c * (cell_w + pad)) / fig_w
+        bottom = 1 - (head + pad + r * (height + title_px + pad) + title_px + height) / fig_h
+        ax = fig.add_axes((left, bottom, cell_w / fig_w, height / fig_h))
+        ax.imshow(_as_rgb_frame(frames[i]), interpolation="bilinear" if h > height else "nearest", aspect="auto")
+        ax.set_title(f"t = {times[i]:.2f} s", fontsize=12)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=1 - title_px / (height + title_px + 8), wspace=0.05)
     return _render(fig)
 
 

@@ -36,7 +36,7 @@ HEAT = np.outer(np.hanning(8), np.hanning(8))
 @pytest.mark.parametrize(
     "render",
     [
-        lambda: viz.frame_strip(_frames(), np.arange(6) / 2.0, n=4),
+        lambda: viz.frame_strip(_frames(), np.arange(6) / 2.0, n=4, title="Frames"),
         lambda: viz.waveform_plot(_tone(), SR, segments=[[0.5, 1.5]], gt_segments=[[0.6, 1.4]], labels=["bell"]),
         lambda: viz.waveform_plot(_tone(), SR),
         lambda: viz.spectrogram_plot(_tone(), SR, segments=[[0.5, 1.5]], gt_segments=[[0.6, 1.4]]),
