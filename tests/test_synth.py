@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from functools import lru_cache
 
 import numpy as np
@@ -69,7 +70,6 @@ def _check_band_energy(rec: Record, audio: np.ndarray, sr: int = SR, min_ratio: 
     where nothing sounds. Returns the number of sources checked."""
     pad = 0.03  # STFT frames are 21 ms long: keep clear of the edges
     checked = 0
-    silent_t = None
     for cat, segs in [(o.category, o.segments) for o in rec.objects if o.sounding] + [
         (s.category, s.segments) for s in rec.sounds if s.category != "speech"
     ]:
@@ -78,10 +78,8 @@ def _check_band_energy(rec: Record, audio: np.ndarray, sr: int = SR, min_ratio: 
         on = _inside(t, segs, pad)
         if quiet.sum() < 5 or on.sum() < 5:
             continue
-        silent_t = quiet
         assert p[on].mean() > min_ratio * p[quiet].mean(), (rec.id, cat, segs, p[on].mean(), p[quiet].mean())
         checked += 1
-    del silent_t
     return checked
 
 
@@ -115,6 +113,19 @@ def test_catalogue_is_data_with_deliberate_pairs():
         for c2, h2 in hues:
             if c1 != c2:
                 assert min(abs(h1 - h2), 360 - abs(h1 - h2)) >= 30, (c1, c2)
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.name)
+def test_each_sound_family_lives_in_its_documented_band(cls):
+    from avllm.synth.sound import pattern
+
+    for f0 in (cls.sound.f_lo, cls.sound.f_hi):
+        x = pattern(cls.sound.envelope, f0, SR, SR, np.random.default_rng(3)).astype(np.float64)  # 1 s
+        power = np.abs(np.fft.rfft(x)) ** 2
+        f = np.fft.rfftfreq(len(x), 1 / SR)
+        lo, hi = cls.sound.band
+        assert power[(f >= lo) & (f <= hi)].sum() > 0.9 * power.sum()
+        assert x[: SR // 100].std() > 0.05 * x.std()  # an event at the onset: the segment's start is audible
 
 
 def test_answer_set():
@@ -243,7 +254,8 @@ def test_silent_objects_have_no_segments_and_sources_start_apart():
         rec = _clip(i, "hard").record
         for o in rec.objects:
             assert (o.segments == []) == (not o.sounding) and (o.loudness_db is None) == (not o.sounding)
-        onsets = sorted(s[0][0] for s in [o.segments for o in rec.objects if o.sounding] + [x.segments for x in rec.sounds])
+        segs = [o.segments for o in rec.objects if o.sounding] + [x.segments for x in rec.sounds]
+        onsets = sorted(s[0][0] for s in segs)
         assert all(b - a >= 0.5 for a, b in zip(onsets, onsets[1:]))
         for segs in [o.segments for o in rec.objects] + [x.segments for x in rec.sounds]:
             for a, b in segs:
@@ -283,7 +295,8 @@ def test_loudness_and_snr_match_the_audio():
 
 
 def _heard(rec):
-    return {o.category for o in rec.objects if o.sounding} | {s.category for s in rec.sounds if s.category != "speech"}
+    seen = {o.category for o in rec.objects if o.sounding}
+    return seen | {s.category for s in rec.sounds if s.category != "speech"}
 
 
 def _sources(rec):
@@ -382,6 +395,10 @@ def test_grounding_temporal_and_caption_texts():
         for o in rec.objects:
             assert o.category in cap.answer
             assert (get_class(o.category).sound.verb in cap.answer) or not o.sounding
+        # every fact phrase (or one of its alternatives) is stated, as whole words
+        for fact in cap.meta["fact_phrases"]:
+            alts = [fact] if isinstance(fact, str) else fact
+            assert any(re.search(rf"(?<!\w){re.escape(a)}(?!\w)", cap.answer) for a in alts), (fact, cap.answer)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -416,7 +433,8 @@ def test_synthworld_in_memory():
     assert len(w) == 3
     clips = list(w)
     assert len(clips) == 3 and clips[1].frames.shape == (2, 224, 224, 3)
-    assert clips[1].record.to_json() == generate(1, split="test", seed=2, difficulty="easy", frames="key").record.to_json()
+    again = generate(1, split="test", seed=2, difficulty="easy", frames="key")
+    assert clips[1].record.to_json() == again.record.to_json()
     with pytest.raises(IndexError):
         w[3]
     with pytest.raises(ValueError):
@@ -441,7 +459,8 @@ def test_cli_writes_manifest_masks_and_playable_mp4(tmp_path):
             assert o.mask == f"masks/{rec.id}_{k}.png"
             m = np.asarray(Image.open(out / o.mask)) > 0
             rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
-            assert np.allclose(o.box, [cols[0] / 128, rows[0] / 128, (cols[-1] + 1) / 128, (rows[-1] + 1) / 128], atol=1e-4)
+            tight = [cols[0] / 128, rows[0] / 128, (cols[-1] + 1) / 128, (rows[-1] + 1) / 128]
+            assert np.allclose(o.box, tight, atol=1e-4)
         assert os.path.isfile(out / rec.ssl_mask)
         clip = load_clip(out / rec.video, fps=8.0)
         assert clip.frames.shape[1:] == (128, 128, 3) and abs(len(clip.frames) - 32) <= 1

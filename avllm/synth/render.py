@@ -160,7 +160,8 @@ def render_background(scene: Scene) -> np.ndarray:
             m = np.ones((max(1, n // 2), max(1, n // 2)), bool)
         else:
             m = shape_mask("cross", n, n)
-        _paste(img, m, np.array(c.rgb, np.uint8), int(round(c.x * S - m.shape[1] / 2)), int(round(c.y * S - m.shape[0] / 2)))
+        x, y = int(round(c.x * S - m.shape[1] / 2)), int(round(c.y * S - m.shape[0] / 2))
+        _paste(img, m, np.array(c.rgb, np.uint8), x, y)
     return img
 
 

@@ -77,6 +77,15 @@ def _pick(rng: np.random.Generator, items: list | tuple):
     return items[int(rng.integers(len(items)))]
 
 
+def _a(word: str) -> str:
+    """``word`` with its indefinite article: "a bell", "an engine"."""
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
+def _A(word: str) -> str:
+    return _a(word).capitalize()
+
+
 def _secs(segs: list[list[float]]) -> str:
     parts = [f"from {s:.2f} to {e:.2f} seconds" for s, e in segs]
     return " and again ".join(parts)
@@ -113,7 +122,8 @@ def _grounding(rec: Record, srcs: list[_Src], rng: np.random.Generator) -> list[
     else:
         prompt = _pick(rng, ("Where are the objects making sounds?", "Locate every visible source of sound.",
                              "Which parts of the image make the sounds you hear?"))  # fmt: skip
-    out = [TextSample("ground", prompt, format_boxes(boxes), {"boxes": boxes, "categories": [o.category for o in vis]})]
+    meta = {"boxes": boxes, "categories": [o.category for o in vis]}
+    out = [TextSample("ground", prompt, format_boxes(boxes), meta)]
     verbs = [get_class(s.category).sound.verb for s in srcs]
     unique = [o for o in vis if verbs.count(get_class(o.category).sound.verb) == 1]
     if unique:  # referred to by its sound only
@@ -159,15 +169,16 @@ def _claim(kind: str, want: bool, rec: Record, srcs: list[_Src], rng: np.random.
         if not want and rng.random() < 0.5:
             pool = [c for c in visible if c not in heard] or pool
         c = _pick(rng, pool)
-        t = _pick(rng, (f"You can hear a {c}.", f"A {c} makes a sound in this clip.", f"The audio has a {c} in it."))
+        t = _pick(rng, (f"You can hear {_a(c)}.", f"{_A(c)} makes a sound in this clip.",
+                        f"The audio has {_a(c)} in it."))  # fmt: skip
         return t, {"category": c}
     if kind == "visible":
         pool = visible if want else [c for c in CLASS_NAMES if c not in visible]
         if not want and rng.random() < 0.5:
             pool = [c for c in heard if c not in visible] or pool
         c = _pick(rng, pool)
-        t = _pick(rng, (f"There is a {c} in the picture.", f"A {c} can be seen in the video.",
-                        f"The image shows a {c}."))  # fmt: skip
+        t = _pick(rng, (f"There is {_a(c)} in the picture.", f"{_A(c)} can be seen in the video.",
+                        f"The image shows {_a(c)}."))  # fmt: skip
         return t, {"category": c}
     if kind == "sounding":
         o = _pick(rng, rec.objects)
@@ -259,9 +270,10 @@ def _q_existential(rec: Record, srcs: list[_Src], rng: np.random.Generator):
     pool = pool_in if want else [c for c in CLASS_NAMES if c not in pool_in]
     c = _pick(rng, pool)
     if q == "heard":
-        p = _pick(rng, (f"Is there a {c} making sound?", f"Can you hear a {c}?", f"Is a {c} sounding in this clip?"))
+        p = _pick(rng, (f"Is there {_a(c)} making sound?", f"Can you hear {_a(c)}?",
+                        f"Is {_a(c)} sounding in this clip?"))  # fmt: skip
     else:
-        p = _pick(rng, (f"Is there a {c} in the picture?", f"Can you see a {c}?"))
+        p = _pick(rng, (f"Is there {_a(c)} in the picture?", f"Can you see {_a(c)}?"))
     return p, _yn(c in pool_in), {"q": q, "category": c}
 
 
@@ -288,7 +300,8 @@ def _q_location(rec: Record, srcs: list[_Src], rng: np.random.Generator):
     opts = ["category"] + (["sounding"] if len(vis_snd) == 1 else []) + (["first"] if len(vis_snd) >= 2 else [])
     q = _pick(rng, opts)
     if q == "sounding":
-        p = _pick(rng, ("Where is the sounding object?", "In which part of the image is the object making the sound?"))
+        p = _pick(rng, ("Where is the sounding object?",
+                        "In which part of the image is the object making the sound?"))  # fmt: skip
         return p, position_word(vis_snd[0].box), {"q": q}
     if q == "first":
         p = _pick(rng, ("Where is the visible object that sounds first?", "Where is the object you hear first?"))
@@ -393,7 +406,10 @@ def _avqa(rec: Record, srcs: list[_Src], rng: np.random.Generator, per_clip: int
 
 
 def _caption(rec: Record, rng: np.random.Generator) -> TextSample:
-    facts, parts = [], []
+    """A caption stating every object (class, colour, position), whether and when it sounds, and every off-screen
+    sound. meta["facts"]: one dict per fact; meta["fact_phrases"]: the words the caption must contain (a list is
+    a set of alternatives), for fact-recall scoring."""
+    facts, phrases, parts = [], [], []
     style = int(rng.integers(3))
     for o in rec.objects:
         pos = o.attrs.get("position", position_word(o.box))
@@ -401,29 +417,36 @@ def _caption(rec: Record, rng: np.random.Generator) -> TextSample:
         verb = get_class(o.category).sound.verb
         facts.append({"category": o.category, "visible": True, "sounding": o.sounding, "position": pos,
                       "segments": o.segments})  # fmt: skip
+        phrases += [o.category, colour, pos.replace("-", " ")]
+        if o.sounding:
+            phrases += [verb, *(f"{t:.2f}" for seg in o.segments for t in seg)]
+        else:
+            phrases.append(["silent", "no sound"])
         if style == 0:
             what = f"{verb} {_secs(o.segments)}" if o.sounding else _pick(rng, ("stays silent", "makes no sound"))
-            parts.append(f"A {colour} {o.category} {_where(pos)} {what}.")
+            parts.append(f"{_A(colour)} {o.category} {_where(pos)} {what}.")
         elif style == 1:
             what = f"it {verb} {_secs(o.segments)}" if o.sounding else "it is silent"
-            parts.append(f"There is a {colour} {o.category} {_where(pos)}; {what}.")
+            parts.append(f"There is {_a(colour)} {o.category} {_where(pos)}; {what}.")
+        elif o.sounding:
+            parts.append(f"Something {verb} {_secs(o.segments)}: it is the {colour} {o.category} {_where(pos)}.")
         else:
-            if o.sounding:
-                parts.append(f"Something {verb} {_secs(o.segments)}: it is the {colour} {o.category} {_where(pos)}.")
-            else:
-                parts.append(f"A {colour} {o.category} {_where(pos)} is in view but silent.")
+            parts.append(f"{_A(colour)} {o.category} {_where(pos)} is in view but silent.")
     for s in rec.sounds:
         facts.append({"category": s.category, "visible": False, "sounding": True, "position": None,
                       "segments": s.segments})  # fmt: skip
+        phrases += [f"{t:.2f}" for seg in s.segments for t in seg]
         if s.category == "speech":
             parts.append(f'A voice says "{s.text}" {_secs(s.segments)}.')
+            phrases.append(s.text or "")
         else:
             verb = get_class(s.category).sound.verb
             lead = _pick(rng, ("An unseen", "An off-screen", "Out of view, a"))
             parts.append(f"{lead} {s.category} {verb} {_secs(s.segments)}.")
+            phrases += [s.category, verb]
     prompt = _pick(rng, ("Describe what you see and hear.", "Describe the clip.", "Write a caption for this clip.",
                          "What happens in this video? Say what makes each sound and when."))  # fmt: skip
-    return TextSample("caption", prompt, " ".join(parts), {"facts": facts})
+    return TextSample("caption", prompt, " ".join(parts), {"facts": facts, "fact_phrases": phrases})
 
 
 def _speech(rec: Record, rng: np.random.Generator) -> list[TextSample]:
