@@ -68,7 +68,7 @@ CLASSES: tuple[SoundClass, ...] = (
     SoundClass(
         "clock",
         VisualFamily("circle", "yellow", 58.0, 0.90, 0.95, "stripes"),
-        SoundFamily("ticks", 3000.0, 5500.0, (2500.0, 7500.0), "short band-noise clicks, tick-tock", "ticks"),
+        SoundFamily("ticks", 3000.0, 5500.0, (2500.0, 7500.0), "short damped-tone clicks, tick-tock", "ticks"),
     ),
     SoundClass(
         "drum",
