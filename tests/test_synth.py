@@ -32,7 +32,7 @@ from avllm.synth import (
     sample_scene,
 )
 from avllm.synth.render import render_background
-from avllm.synth.tasks import side_of
+from avllm.synth.facts import side_of
 from avllm.textformat import parse_boxes, parse_segments
 
 SR = 48000
@@ -405,12 +405,16 @@ def test_grounding_temporal_and_caption_texts():
 # Speech, in-memory world, CLI + decoded mp4
 
 
-def test_speech_needs_espeak(monkeypatch):
+def test_speech_needs_espeak(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(SpeechUnavailable, match="espeak-ng"):
         generate(0, speech=True, frames="key")
     with pytest.raises(SpeechUnavailable, match="espeak-ng"):
         SynthWorld(speech=True)
+    from avllm.synth.__main__ import main
+
+    assert main(["--out", str(tmp_path / "s"), "--num", "1", "--speech", "--quiet"]) == 2
+    assert not (tmp_path / "s").exists()  # nothing written
 
 
 @pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")

@@ -12,7 +12,8 @@ from avllm.synth.classes import CLASS_NAMES, CLASSES, LOOK_ALIKE, SOUND_ALIKE, S
 from avllm.synth.difficulty import DIFFICULTIES, Difficulty, get_difficulty
 from avllm.synth.scene import HELD_OUT_PAIRS, SPLITS, Scene, sample_scene
 from avllm.synth.speech import SpeechUnavailable, espeak_available
-from avllm.synth.tasks import ANSWERS, POSITIONS, position_word
+from avllm.synth.avqa import ANSWERS
+from avllm.synth.facts import POSITIONS, position_word
 from avllm.synth.world import SynthClip, SynthWorld, generate
 
 __all__ = [

@@ -25,7 +25,8 @@ from avllm.synth.render import Placement, key_masks, placements, render_frames
 from avllm.synth.scene import SPLITS, Scene, sample_scene, scene_seed
 from avllm.synth.sound import AudioResult, frame_envelopes, render_audio
 from avllm.synth.speech import require_espeak, speak
-from avllm.synth.tasks import make_texts, position_word
+from avllm.synth.facts import position_word
+from avllm.synth.tasks import make_texts
 
 __all__ = ["SynthClip", "FrameMode", "generate", "frame_indices", "build_record", "SynthWorld"]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from avllm.synth.difficulty import Difficulty
+from avllm.synth.speech import require_espeak
 from avllm.synth.world import SynthClip, generate
 
 __all__ = ["write_clip", "write_dataset"]
@@ -57,6 +58,8 @@ def write_dataset(
     path. The manifest is written to a temporary name and renamed at the end, so a finished manifest is complete."""
     from tqdm import tqdm
 
+    if speech:
+        require_espeak()  # before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / "manifest.jsonl"
