@@ -328,8 +328,10 @@ def _sample_segments(
 ) -> list[list[float]]:
     """One stretch of 1-3 s (or two of 0.5-1.25 s, 0.5-1 s apart), on the TIME_STEP grid.
 
-    The onset differs by >= 0.5 s from every onset in ``onsets`` (so "which sounds first" is well defined)."""
+    The onset differs by >= 0.5 s (duration / 8 in clips under 4 s, at least one grid step) from every onset in
+    ``onsets``, so "which sounds first" is well defined."""
     steps = int(round(duration / TIME_STEP))
+    min_gap = max(TIME_STEP, min(0.5, duration / 8))  # between onsets: 0.5 s from 4 s clips on
     q = int(round(1 / TIME_STEP))  # grid steps per second
     lo, hi = min(q, steps // 4), min(3 * q, (steps * 3) // 4)  # one stretch: 1-3 s (shorter in short clips)
     segs: list[list[int]] = []
@@ -345,8 +347,8 @@ def _sample_segments(
             n = int(rng.integers(max(1, lo), max(1, hi) + 1))
             s = int(rng.integers(0, steps - n + 1))
             segs = [[s, s + n]]
-        if all(abs(segs[0][0] * TIME_STEP - o) >= 0.5 for o in onsets):
+        if all(abs(segs[0][0] * TIME_STEP - o) >= min_gap for o in onsets):
             break
     else:  # pragma: no cover - needs a clip too short for its sources
-        raise RuntimeError(f"no onset 0.5 s away from {onsets} in a {duration} s clip")
+        raise RuntimeError(f"no onset {min_gap} s away from {onsets} in a {duration} s clip")
     return [[a * TIME_STEP, b * TIME_STEP] for a, b in segs]
