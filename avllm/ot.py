@@ -86,12 +86,13 @@ def sinkhorn(cost: Tensor, a: Tensor, b: Tensor, eps: float, iters: int) -> Tens
         raise ValueError(f"sinkhorn needs eps > 0 and iters >= 1, got eps={eps}, iters={iters}")
     ma, mb, keep, log_a, log_b, _ = _prepare(cost, a, b)
     k = -cost / eps  # (B, N, M) log kernel
-    col_ok, row_ok = mb[:, None, :], ma[:, :, None]
-    g = torch.zeros_like(log_b)  # (B, M) potential / eps
-    f = torch.zeros_like(log_a)  # (B, N)
+    # potentials / eps; -inf on padded tokens, so their terms drop out of every log-sum-exp with no masking of k
+    neg_a, neg_b = torch.full_like(log_a, float("-inf")), torch.full_like(log_b, float("-inf"))
+    g = torch.where(mb, torch.zeros_like(log_b), neg_b)  # (B, M)
+    f = log_a
     for _ in range(iters):
-        f = log_a - _masked_lse(k + g[:, None, :], col_ok, dim=2)  # (B, N)
-        g = log_b - _masked_lse(k + f[:, :, None], row_ok, dim=1)  # (B, M)
+        f = torch.where(ma, log_a - torch.logsumexp(k + g[:, None, :], dim=2), neg_a)  # (B, N)
+        g = torch.where(mb, log_b - torch.logsumexp(k + f[:, :, None], dim=1), neg_b)  # (B, M)
     return _finish(k + f[:, :, None] + g[:, None, :], ma, mb, keep)
 
 
