@@ -41,7 +41,9 @@ def _prepare(cost: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor
         raise ValueError(f"cost must be (B, N, M), got {tuple(cost.shape)}")
     B, N, M = cost.shape
     if a.shape != (B, N) or b.shape != (B, M):
-        raise ValueError(f"marginals must be (B, N)=({B}, {N}) and (B, M)=({B}, {M}); got {tuple(a.shape)}, {tuple(b.shape)}")
+        raise ValueError(
+            f"marginals must be (B, N)=({B}, {N}) and (B, M)=({B}, {M}); got {tuple(a.shape)}, {tuple(b.shape)}"
+        )
     a = a.to(cost.dtype)
     b = b.to(cost.dtype)
     ma, mb = a > 0, b > 0  # (B, N), (B, M)

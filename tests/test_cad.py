@@ -87,7 +87,10 @@ def test_temporal_sampling_is_deterministic_and_valid():
     head = TemporalAlignment(D, cfg)
     frames, ft, aud, at, mask = _toy_clips(256)
     mask[:8, at >= 2.0] = False  # the first clips hear nothing after 2 s
-    run = lambda seed, dur: head(frames, ft, aud, at, mask, duration=dur, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+
+    def run(seed, dur):
+        return head(frames, ft, aud, at, mask, duration=dur, generator=torch.Generator().manual_seed(seed))
+
     a, b, c = run(0, 4.0), run(0, 4.0), run(1, 4.0)
     assert torch.equal(a.second_audio, b.second_audio) and torch.equal(a.match, b.match)
     assert not torch.equal(a.second_audio, c.second_audio)
@@ -95,7 +98,8 @@ def test_temporal_sampling_is_deterministic_and_valid():
     assert a.match_logits.shape == (256, 2) and a.loss.dim() == 0
     assert (a.second_audio[:8] < 2).all()  # never a second without audio
     pos = a.match == 1
-    assert torch.equal(a.second_visual[pos], a.second_audio[pos]) and (a.second_visual[~pos] != a.second_audio[~pos]).all()
+    assert torch.equal(a.second_visual[pos], a.second_audio[pos])
+    assert (a.second_visual[~pos] != a.second_audio[~pos]).all()
     assert 0.5 < pos.float().mean() < 0.7  # CAD's 60:40
     short = run(0, 2.5)  # seconds 0, 1, 2 exist in a 2.5 s clip
     assert short.second_audio.max() <= 2 and short.second_visual.max() <= 2
@@ -174,7 +178,8 @@ def test_answer_chain_ignore_index_frames_and_padding():
     assert ignored.loss.item() == 0.0 and ignored.loss.requires_grad
     part = ans.clone()
     part[2:] = -1
-    torch.testing.assert_close(chain(ids, qm, img, aud, None, part).loss, chain(ids[:2], qm[:2], img[:2], aud[:2], None, ans[:2]).loss)
+    subset = chain(ids[:2], qm[:2], img[:2], aud[:2], None, ans[:2]).loss
+    torch.testing.assert_close(chain(ids, qm, img, aud, None, part).loss, subset)
     frames = img[:, None].repeat(1, 3, 1, 1)  # (B, T, P, D) is accepted
     assert chain(ids, qm, frames, aud).logits.shape == (4, 8)
     ids2 = ids.clone()

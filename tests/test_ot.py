@@ -53,11 +53,11 @@ def test_ipot_approaches_emd(N, M, seed):
         [float((ot.emd(a[i].numpy(), b[i].numpy(), cost[i].numpy()) * cost[i].numpy()).sum()) for i in range(2)],
         dtype=torch.float64,
     )
-    early = ipot(cost, a, b, beta=0.5, iters=20)
     plan = ipot(cost, a, b, beta=0.5, iters=1500)
     gap = (wasserstein(cost, plan) - exact).abs()
     assert (gap < 5e-4).all()
-    assert (gap <= (wasserstein(cost, early) - exact).abs() + 1e-12).all()  # more proximal steps: closer
+    entropic = wasserstein(cost, sinkhorn(cost, a, b, eps=0.5, iters=500)) - exact  # the bias IPOT removes
+    assert (gap < entropic.abs()).all()
     torch.testing.assert_close(plan.sum(2), a, atol=1e-3, rtol=0)
     torch.testing.assert_close(plan.sum(1), b, atol=1e-10, rtol=0)  # the last projection is onto columns
 

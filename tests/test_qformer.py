@@ -124,7 +124,8 @@ def test_block_causal_mask_later_frames_do_not_leak(window, stride):
 def test_train_and_eval_agree():
     frames, ft, aud, at, mask = _inputs()
     qf = CausalQFormer(D, QFormerConfig(layers=1, heads=2))
-    torch.testing.assert_close(qf.train()(frames, ft, aud, at, mask).queries, qf.eval()(frames, ft, aud, at, mask).queries)
+    train_out = qf.train()(frames, ft, aud, at, mask).queries
+    torch.testing.assert_close(train_out, qf.eval()(frames, ft, aud, at, mask).queries)
 
 
 def test_diversity_loss_values_and_gradients():

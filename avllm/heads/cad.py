@@ -266,7 +266,9 @@ class AnswerChain(nn.Module):
         self.embed = nn.Embedding(vocab_size, dim)  # own table over the LM's token ids
         self.q_to_audio = nn.ModuleList(_CrossAttn(dim) for _ in range(cfg.chain_layers))
         self.qa_to_visual = nn.ModuleList(_CrossAttn(dim) for _ in range(cfg.chain_layers))
-        self.head = nn.Sequential(nn.LayerNorm(3 * dim), nn.Linear(3 * dim, dim), nn.GELU(), nn.Linear(dim, cfg.num_answers))
+        self.head = nn.Sequential(
+            nn.LayerNorm(3 * dim), nn.Linear(3 * dim, dim), nn.GELU(), nn.Linear(dim, cfg.num_answers)
+        )
 
     def forward(
         self,

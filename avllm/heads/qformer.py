@@ -8,8 +8,9 @@
 2. Windows. Window w covers frames ``[w * stride, w * stride + window_frames)``; there are
    ``W = 1 + ceil(max(T - window_frames, 0) / stride)`` windows and every frame is in one (``stride >
    window_frames`` would skip frames and is an error). The last window may run past T: its missing frames are
-   padding, marked -1 in ``window_frames`` and invisible to attention (its queries see the real frames only). Each window has ``num_queries`` learned queries (shared across
-   windows) plus a sinusoidal embedding of the window index.
+   padding, marked -1 in ``window_frames`` and invisible to attention (its queries see the real frames only).
+   Each window has ``num_queries`` learned queries (shared across windows) plus a sinusoidal embedding of the
+   window index.
 3. Q-Former layers: queries self-attend, cross-attend to the AV tokens, then an MLP (pre-norm, residual). With
    ``mask == "causal"`` the queries of window w see the queries of windows <= w and the AV tokens of the frames of
    windows <= w (frames before ``w * stride + window_frames``), nothing later; ``"full"`` lets every query see
@@ -141,7 +142,9 @@ class CausalQFormer(nn.Module):
         self.layers = nn.ModuleList(_Layer(dim, cfg.heads) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(dim)
 
-    def synchronise(self, frames: Tensor, frame_times: Tensor, aud: Tensor, aud_times: Tensor, aud_mask: Tensor) -> Tensor:
+    def synchronise(
+        self, frames: Tensor, frame_times: Tensor, aud: Tensor, aud_times: Tensor, aud_mask: Tensor
+    ) -> Tensor:
         """Frame-level AV tokens: (B, T, P, D) frames + audio -> (B, T, P + 1, D)."""
         B, T, P, D = frames.shape
         assign = frame_audio_assignment(frame_times, aud_times, aud_mask).to(aud.dtype)  # (B, T, Ta)
