@@ -56,11 +56,16 @@ def test_box_mask_union_area(coords, grid):
     assert abs(m.sum().item() / grid**2 - union) < 1e-5  # overlap is not counted twice
     single = box_mask_on_grid([torch.tensor([b1])], grid)
     assert (m >= single - 1e-6).all()  # a union covers at least each of its boxes
+    fast = box_mask_on_grid(torch.tensor([b1]), grid)  # (B, 4): vectorised path
+    assert abs(fast.sum().item() / grid**2 - _area(b1)) < 1e-5
+    torch.testing.assert_close(fast, single, atol=1e-5, rtol=0)
 
 
 def test_box_mask_list_tensor_and_empty():
-    boxes = torch.tensor([[[0.1, 0.2, 0.6, 0.9]], [[0.3, 0.3, 0.4, 0.4]]])
-    torch.testing.assert_close(box_mask_on_grid(boxes, 7), box_mask_on_grid(list(boxes), 7))
+    boxes = torch.tensor([[[0.1, 0.2, 0.6, 0.9]], [[0.3, 0.3, 0.4, 0.4]], [[0.5, -0.2, 1.3, 0.45]]])
+    one_each = box_mask_on_grid(boxes[:, 0], 7)  # the vectorised one-box path
+    torch.testing.assert_close(one_each, box_mask_on_grid(list(boxes), 7))  # the general union path
+    torch.testing.assert_close(box_mask_on_grid(boxes, 7), one_each)
     empty = box_mask_on_grid([torch.zeros(0, 4), torch.tensor([[0.5, 0.5, 0.5, 0.9]])], 3)
     assert empty.abs().sum() == 0  # no boxes, and a zero-width box, cover nothing
 

@@ -179,6 +179,8 @@ def box_mask_on_grid(boxes: list[Tensor] | Tensor, grid: int) -> Tensor:
             boxes = boxes[:, None, :]
         if boxes.dim() != 3 or boxes.shape[-1] != 4:
             raise ValueError(f"boxes must be (B, 4) or (B, n, 4), got {tuple(boxes.shape)}")
+        if boxes.shape[1] == 1:
+            return _single_box_fraction(boxes[:, 0].detach(), grid)
         boxes = list(boxes)
     out = []
     for bx in boxes:
@@ -186,6 +188,16 @@ def box_mask_on_grid(boxes: list[Tensor] | Tensor, grid: int) -> Tensor:
         out.append(_union_fraction(bx, grid))
     device = boxes[0].device if len(boxes) else torch.device("cpu")
     return torch.stack(out).float().to(device) if out else torch.zeros(0, grid * grid)
+
+
+def _single_box_fraction(bx: Tensor, grid: int) -> Tensor:
+    """(B, 4) boxes, one per sample -> (B, grid * grid) covered fractions, vectorised on the boxes' device."""
+    bx = bx.float().clamp(0.0, 1.0)
+    edges = torch.arange(grid + 1, device=bx.device, dtype=torch.float32) / grid  # (g + 1,)
+    lo, hi = edges[:-1], edges[1:]  # (g,)
+    ox = (torch.minimum(hi, bx[:, 2:3]) - torch.maximum(lo, bx[:, 0:1])).clamp_min(0.0) * grid  # (B, g) columns
+    oy = (torch.minimum(hi, bx[:, 3:4]) - torch.maximum(lo, bx[:, 1:2])).clamp_min(0.0) * grid  # (B, g) rows
+    return (oy[:, :, None] * ox[:, None, :]).flatten(1).clamp(0.0, 1.0)  # (B, g * g) row-major
 
 
 def _union_fraction(bx: Tensor, grid: int) -> Tensor:
