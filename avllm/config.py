@@ -264,6 +264,10 @@ class QFormerConfig(Config):
     mask: Literal["causal", "full"] = "causal"  # causal: a window sees itself and earlier windows only
     diversity_tau: float = 0.1  # temperature of the query diversity loss
 
+    def validate(self) -> None:
+        if not 1 <= self.stride_frames <= self.window_frames:
+            raise ConfigError("QFormerConfig needs 1 <= stride_frames <= window_frames (a longer stride skips frames)")
+
 
 @dataclass
 class CADConfig(Config):
@@ -273,6 +277,10 @@ class CADConfig(Config):
     temporal_seconds: int = 4  # classes of the temporal-alignment pre-training (which second)
     num_answers: int = 64  # size of the fixed AVQA answer set (the vocabulary is in avllm.synth)
     chain_layers: int = 2  # cross-attention chain depth
+
+    def validate(self) -> None:
+        if self.context_size % 2 == 0 or self.context_size < 1:
+            raise ConfigError(f"CADConfig.context_size must be odd, got {self.context_size}")
 
 
 @dataclass
@@ -304,15 +312,17 @@ class LossWeights(Config):
     lm: float = 1.0  # next-token loss on answers
     slot_nce: float = 1.0  # JSA InfoNCE on target slots
     slot_match: float = 1.0  # JSA cross-modal attention matching
-    slot_div: float = 0.1  # JSA slot divergence
+    slot_div: float = 1.0  # JSA slot divergence
     slot_recon: float = 0.1  # JSA slot reconstruction
     dense_nce: float = 1.0  # DenseAV InfoNCE
     dense_disentangle: float = 0.05  # DenseAV head disentanglement
     ot: float = 0.1  # MEERKAT AVOpT Wasserstein loss
     avace: float = 0.5  # MEERKAT AVACE box attention loss
-    qformer_div: float = 0.05  # FAVOR query diversity
+    qformer_div: float = 0.5  # FAVOR query diversity
     cad_temporal: float = 0.5  # CAD temporal-alignment pre-training
     cad_avqa: float = 0.5  # CAD answer classifier over the fixed answer set
+    box: float = 1.0  # box proposal head (L1 + GIoU) on grounding samples
+    activity: float = 1.0  # activity-over-time proposal head (BCE) on temporal samples
 
 
 @dataclass
@@ -330,6 +340,12 @@ class ModelConfig(Config):
     losses: LossWeights = field(default_factory=LossWeights)
     media: MediaConfig = field(default_factory=MediaConfig)
     num_frames: int = 4  # frames per clip that the model sees (the Q-Former windows run over them)
+
+    def validate(self) -> None:
+        if self.dim % self.align.avace_heads:
+            raise ConfigError(f"dim {self.dim} is not divisible by align.avace_heads {self.align.avace_heads}")
+        if self.dense.temperature_min > self.dense.temperature_max:
+            raise ConfigError("dense.temperature_min exceeds dense.temperature_max")
 
 
 @dataclass
@@ -349,6 +365,8 @@ class TrainConfig(Config):
     difficulty: Literal["easy", "standard", "hard"] = "standard"  # synthetic world difficulty
     speech: bool = False  # include the spoken-phrase subset (needs espeak-ng)
     data: str = ""  # a manifest to train from instead of the in-memory synthetic world
+    tokenizer_clips: int = 400  # synthetic clips whose texts train the tiny preset's BPE tokenizer
+    max_minutes: float = 0.0  # stop with a final checkpoint once this much wall time has passed (0 = no limit)
     log_every: int = 10
     ckpt_every: int = 200
     out_dir: str = "runs/tiny"

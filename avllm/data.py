@@ -173,6 +173,14 @@ def _target_segments(text: TextSample | None) -> list[list[float]]:
     return parse_segments(text.answer) if text.task == "temporal" else []
 
 
+def _single_source(record: Record) -> tuple[list[float], list[list[float]]] | None:
+    """Box and segments of the record's one sounding visible object (None when it has none or several)."""
+    src = [o for o in record.objects if o.sounding]
+    if len(src) != 1:
+        return None
+    return list(src[0].box), [list(s) for s in src[0].segments]
+
+
 def _label(text: TextSample | None) -> int:
     if text is None or text.task != "factcheck":
         return -1
@@ -217,7 +225,10 @@ def make_item(
       record's ``ssl_mask`` file, else rasterised from ``ssl_boxes`` (rule ``meta["gt_rule"]``, union by default); zeros when the record has neither;
     - ``segments`` (m, 2) float32 seconds: ``meta["segments"]``, or a temporal answer's segments;
     - ``answer_index`` int: the AVQA answer's index in ``answers`` (case-insensitive), -1 otherwise;
-    - ``label`` int: fact-check truth (``meta["label"]``, else a yes/no answer) 1 / 0, -1 otherwise.
+    - ``label`` int: fact-check truth (``meta["label"]``, else a yes/no answer) 1 / 0, -1 otherwise;
+    - ``has_source`` int, ``source_box`` (4,), ``source_segments`` (m, 2): when the record has exactly one sounding
+      visible object, its key-frame box and its segments (the proposal heads' targets on every task), else 0 /
+      zeros / empty.
     """
     fr = frames.numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
     if fr.ndim != 4 or fr.shape[-1] != 3 or fr.shape[0] == 0:
@@ -246,6 +257,7 @@ def make_item(
     else:
         box_mask = rasterize_boxes(record.ssl_boxes, image_size, record.meta.get("gt_rule", "union"))
 
+    single = _single_source(record)
     answer_index = -1
     if answers is not None and text is not None and text.task == "avqa":
         lookup = {a.strip().lower(): i for i, a in reversed(list(enumerate(answers)))}
@@ -263,6 +275,9 @@ def make_item(
         "boxes": torch.tensor(_target_boxes(record, text), dtype=torch.float32).reshape(-1, 4),
         "box_mask": box_mask,
         "segments": torch.tensor(_target_segments(text), dtype=torch.float32).reshape(-1, 2),
+        "has_source": int(single is not None),
+        "source_box": torch.tensor(single[0] if single else [0.0] * 4, dtype=torch.float32),
+        "source_segments": torch.tensor(single[1] if single else [], dtype=torch.float32).reshape(-1, 2),
         "answer_index": answer_index,
         "label": _label(text),
         "id": record.id,
@@ -443,9 +458,9 @@ class GeneratedDataset(Dataset):
 # ----------------------------------------------------------------------------------------------------------------
 # Batches
 
-_STACK = ("frames", "frame_times", "box_mask")
-_LONG = ("key_index", "audio_len", "answer_index", "label")
-_LISTS = ("boxes", "segments", "prompt", "answer", "task", "id")
+_STACK = ("frames", "frame_times", "box_mask", "source_box")
+_LONG = ("key_index", "audio_len", "answer_index", "label", "has_source")
+_LISTS = ("boxes", "segments", "source_segments", "prompt", "answer", "task", "id")
 
 
 def collate(items: Sequence[dict[str, Any]], text_encoder: Callable[..., dict] | None = None) -> dict[str, Any]:

@@ -88,7 +88,10 @@ class AVLanguageModel(nn.Module):
             ids = self._prompt_ids(prompt, num_av_tokens)
             lab = [IGNORE_INDEX] * len(ids)
             if answers is not None:
-                ans = self._encode(f" {answers[i].strip()}") + [self.tokenizer.eos_token_id]
+                a = answers[i].strip()
+                # No space before a leading grounding token: otherwise most answers would open with the same
+                # bare-space token and the first real decision would move one step later.
+                ans = self._encode(a if a.startswith("<") else f" {a}") + [self.tokenizer.eos_token_id]
                 ids, lab = ids + ans, lab + ans
             if len(ids) > self.max_positions:
                 raise ValueError(f"row {i} has {len(ids)} tokens, more than the LM's {self.max_positions} positions")

@@ -1,0 +1,357 @@
+"""Evaluation: ``python -m avllm.evaluate --checkpoint PATH --data DIR --out metrics.json``
+
+Reads ``DIR/manifest.jsonl`` (the synthetic world's CLI writes one; any manifest of ``avllm.data`` works), encodes
+every clip once, asks the language model every text sample of the clip, and computes the metrics of
+``avllm.metrics`` under flat keys (documented in docs/RESULTS.md):
+
+  ssl.ciou50 ssl.auc ssl.ciou_mean ssl.ciou50_fixed ssl.pointing     (JSA map; ssl.ceiling.* = the GT as the map)
+  seg.sound.miou seg.sound.fscore seg.sound.ap seg.sound.iou          (DenseAV sound head vs the SSL target mask)
+  retrieval.a2i.r1/r5/r10 retrieval.i2a.r1/r5/r10                     (DenseAV clip scores, first N candidates)
+  ground.acc50 temporal.miou temporal.r1_50 factcheck.acc avqa.acc avqa.acc.<kind> caption.fact_recall
+  caption.bleu4, plus the proposal heads' own figures (ground.proposal.acc50, temporal.proposal.miou) and the CAD
+  answer chain (avqa.chain.acc)
+  baseline.center.* baseline.random.* baseline.question_only.* baseline.audio_only.* baseline.image_only.*
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from avllm import metrics as M
+from avllm.checkpoint import CheckpointError, load
+from avllm.data import DataError, make_item, read_manifest
+from avllm.media import MediaError, load_clip
+from avllm.model import AVLLM, AVFeatures
+from avllm.predictor import map_to_box
+from avllm.record import Record, TextSample
+from avllm.synth import ANSWERS, CLASS_NAMES, POSITIONS, SynthWorld
+from avllm.textformat import parse_display
+
+__all__ = ["evaluate", "main", "select_features", "question_key"]
+
+EVAL_TASKS = ("ground", "temporal", "factcheck", "avqa", "caption")
+
+
+def select_features(f: AVFeatures, idx: list[int]) -> AVFeatures:
+    """The features of clips ``idx`` (batch-dim tensors indexed; shared ones kept)."""
+    ix = torch.as_tensor(idx, device=f.aud.device)
+    out = {}
+    for fld in fields(f):
+        v = getattr(f, fld.name)
+        if fld.name == "retrieval":
+            out[fld.name] = v[ix][:, ix]
+        elif isinstance(v, torch.Tensor) and fld.name != "aud_times" and v.dim() > 0:
+            out[fld.name] = v[ix]
+        else:
+            out[fld.name] = v
+    return AVFeatures(**out)
+
+
+_CLASS_RE = re.compile(r"\b(" + "|".join(sorted(CLASS_NAMES, key=len, reverse=True)) + r")s?\b")
+_NUM_RE = re.compile(r"\d+(\.\d+)?")
+
+
+def question_key(prompt: str) -> str:
+    """A question with class names and numbers abstracted: what a question-only model can condition on."""
+    return _NUM_RE.sub("<n>", _CLASS_RE.sub("<c>", prompt.lower())).strip()
+
+
+def truth_of(text: str) -> bool | None:
+    t = text.strip().lower()
+    if re.search(r"\b(true|yes|correct)\b", t):
+        return True
+    if re.search(r"\b(false|no|incorrect|wrong)\b", t):
+        return False
+    return None
+
+
+def caption_facts(rec: Record) -> list[list[str] | str]:
+    """What a caption should state: each visible object's class and position word, each heard sound's class."""
+    facts: list[list[str] | str] = []
+    for o in rec.objects:
+        facts.append(o.category)
+        pos = o.attrs.get("position")
+        if isinstance(pos, str) and pos in POSITIONS:
+            facts.append(pos)
+    for s in rec.sounds:
+        if s.category in CLASS_NAMES:
+            facts.append(s.category)
+    return facts
+
+
+def _load_item(rec: Record, root: Path, cfg) -> dict[str, Any]:
+    if rec.video:
+        clip = load_clip(root / rec.video, fps=8.0, sample_rate=cfg.audio.sample_rate)
+    else:
+        clip = load_clip(image=root / rec.image if rec.image else None, audio=root / rec.audio if rec.audio else None,
+                         sample_rate=cfg.audio.sample_rate)
+    return make_item(
+        clip.frames, clip.times, clip.audio, clip.sample_rate, rec, None, num_frames=cfg.num_frames,
+        image_size=cfg.image.image_size, target_rate=cfg.audio.sample_rate, audio_seconds=cfg.audio.window_seconds,
+        root=root,
+    )
+
+
+def _gt_boxes_map(rec: Record, size: int = M.SSL_SIZE) -> np.ndarray:
+    """The SSL ground truth as VGG-SS / Flickr build it: from boxes (Flickr's annotator rule when recorded)."""
+    mode = "flickr" if rec.meta.get("gt_rule") == "flickr" else "vggss"
+    return M.gt_map_from_boxes(rec.ssl_boxes, size=size, mode=mode, annotators=rec.meta.get("annotators"))
+
+
+def _gt_mask(rec: Record, root: Path, size: int = M.SSL_SIZE) -> np.ndarray:
+    """The pixel mask of the sounding objects (segmentation ground truth), else the boxes' map."""
+    if rec.ssl_mask and (root / rec.ssl_mask).is_file():
+        m = Image.open(root / rec.ssl_mask).convert("L").resize((size, size), Image.NEAREST)
+        return (np.asarray(m) > 127).astype(np.float64)
+    return M.gt_map_from_boxes(rec.ssl_boxes, size=size, mode="vggss")
+
+
+def question_only_prior(num_clips: int = 300, seed: int = 777, difficulty: str = "standard") -> dict[str, str]:
+    """Most frequent training answer of each abstracted question (fact-check claims included): the question-only
+    baseline. Train split, a seed of its own."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    world = SynthWorld("train", seed=seed, difficulty=difficulty, image_size=32, frames="key")
+    for i in range(num_clips):
+        for t in world[i].record.texts:
+            if t.task in ("avqa", "factcheck"):
+                counts[question_key(t.prompt)][t.answer.strip().lower()] += 1
+    overall = Counter()
+    for c in counts.values():
+        overall.update(c)
+    prior = {k: c.most_common(1)[0][0] for k, c in counts.items()}
+    prior["__default__"] = overall.most_common(1)[0][0] if overall else "yes"
+    return prior
+
+
+@torch.no_grad()
+def evaluate(
+    model: AVLLM,
+    records: list[Record],
+    root: Path,
+    *,
+    batch_size: int = 16,
+    candidates: int = 100,
+    baselines: bool = True,
+    progress: bool = True,
+    seed: int = 0,
+) -> dict[str, float]:
+    from tqdm.auto import tqdm
+
+    cfg = model.cfg
+    dev = next(model.parameters()).device
+    rng = np.random.default_rng(seed)
+    g = model.image_encoder.grid
+    ssl_maps, ssl_gts, seg_maps, seg_gts, seg_cls = [], [], [], [], []
+    keys_v, keys_a, keys_m = [], [], []
+    gen: dict[str, list] = defaultdict(list)  # task -> [(record, text, answer, extras)]
+    blind: dict[str, list] = defaultdict(list)  # "audio_only:avqa" -> [(text, answer)]
+    bar = tqdm(total=len(records), disable=not progress, desc="evaluate", dynamic_ncols=True)
+    for start in range(0, len(records), batch_size):
+        recs = records[start : start + batch_size]
+        items = [_load_item(r, root, cfg) for r in recs]
+        frames = torch.stack([it["frames"] for it in items]).to(dev)
+        times = torch.stack([it["frame_times"] for it in items]).to(dev)
+        audio = torch.stack([it["audio"] for it in items]).to(dev)
+        alen = torch.tensor([it["audio_len"] for it in items], device=dev)
+        key = torch.tensor([it["key_index"] for it in items], device=dev)
+        f = model.encode(frames, times, audio, alen, key_index=key)
+        seg = model.proposed_segments(f).cpu().numpy()
+        for i, r in enumerate(recs):
+            if r.ssl_boxes:
+                ssl_maps.append(f.ssl_map[i].view(g, g).float().cpu().numpy())
+                ssl_gts.append(_gt_boxes_map(r))
+                seg_maps.append(f.dense_heatmaps[i, 0].float().cpu().numpy())
+                seg_gts.append(_gt_mask(r, root) > 0)
+                seg_cls.append(next((o.category for o in r.objects if o.sounding), "none"))
+        keys_v.append(model.key_frame(f).cpu())
+        keys_a.append(f.aud.cpu())
+        keys_m.append(f.aud_mask.cpu())
+        # Every text sample of every clip, asked in batches.
+        pairs = [(i, t) for i, r in enumerate(recs) for t in r.texts if t.task in EVAL_TASKS]
+        for c in range(0, len(pairs), batch_size):
+            chunk = pairs[c : c + batch_size]
+            sub = select_features(f, [i for i, _ in chunk])
+            answers = model.generate(sub, [t.prompt for _, t in chunk], max_new_tokens=60)
+            chain = None
+            if any(t.task == "avqa" for _, t in chunk):
+                chain = model.answer_classes(sub, [t.prompt for _, t in chunk])[:, : len(ANSWERS)].argmax(-1)
+            for j, ((i, t), a) in enumerate(zip(chunk, answers)):
+                extras = {"box": f.box[i].tolist(), "segment": seg[i].tolist(),
+                          "ssl_box": map_to_box(f.ssl_map[i].view(g, g).float().cpu().numpy())}
+                if chain is not None:
+                    extras["chain"] = ANSWERS[int(chain[j])]
+                gen[t.task].append((recs[i], t, a, extras))
+        if baselines:  # the same model with one modality blanked, on the questions that need both
+            for name, fr, au in (("audio_only", torch.zeros_like(frames), audio), ("image_only", frames,
+                                                                                    torch.zeros_like(audio))):
+                fb = model.encode(fr, times, au, alen, key_index=key)
+                qs = [(i, t) for i, r in enumerate(recs) for t in r.texts if t.task in ("avqa", "factcheck")]
+                for c in range(0, len(qs), batch_size):
+                    chunk = qs[c : c + batch_size]
+                    ans = model.generate(select_features(fb, [i for i, _ in chunk]), [t.prompt for _, t in chunk])
+                    for (i, t), a in zip(chunk, ans):
+                        blind[f"{name}:{t.task}"].append((t, a))
+        bar.update(len(recs))
+    bar.close()
+
+    out: dict[str, float] = {"n.clips": float(len(records))}
+    # --- SSL and segmentation
+    for k, v in M.ssl_metrics(ssl_maps, ssl_gts).items():
+        out[f"ssl.{k}"] = v
+    for k, v in M.ssl_ceiling(ssl_gts).items():
+        out[f"ssl.ceiling.{k}"] = v
+    if seg_maps:
+        probs = np.stack([M.normalize_map(M.upsample_map(m, M.SSL_SIZE)) for m in seg_maps])
+        gts = np.stack(seg_gts)
+        out["seg.sound.miou"] = M.avsbench_miou(probs, gts, is_logits=False)
+        out["seg.sound.fscore"] = M.avsbench_fscore(probs, gts, is_logits=False)
+        d = M.dense_seg_metrics(probs, gts, seg_cls)
+        out["seg.sound.ap"], out["seg.sound.iou"] = d.get("ap", float("nan")), d.get("iou", float("nan"))
+    # --- retrieval over the first `candidates` clips
+    v, a, m = torch.cat(keys_v), torch.cat(keys_a), torch.cat(keys_m)
+    n = min(candidates, v.shape[0])
+    if n >= 2:
+        scores = model.dense(v[:n].to(dev), a[:n].to(dev), m[:n].to(dev), grid=g).scores.float().cpu().numpy()
+        for k2, v2 in M.retrieval_metrics(scores).items():
+            out[f"retrieval.{k2}"] = v2
+        out["retrieval.candidates"] = float(n)
+    # --- grounding
+    rows = gen["ground"]
+    if rows:
+        gts_b = [t.meta.get("boxes") or parse_display(t.answer).boxes for _, t, _, _ in rows]
+        out["ground.acc50"] = M.grounding_accuracy([parse_display(a).boxes for _, _, a, _ in rows], gts_b)
+        out["ground.parsed"] = float(np.mean([bool(parse_display(a).boxes) for _, _, a, _ in rows]))
+        out["ground.proposal.acc50"] = M.grounding_accuracy([[e["box"]] for *_, e in rows], gts_b)
+        out["ground.ssl_box.acc50"] = M.grounding_accuracy([[e["ssl_box"]] if e["ssl_box"] else [] for *_, e in rows],
+                                                           gts_b)
+        out["baseline.center.ground.acc50"] = M.grounding_accuracy([[M.center_box()]] * len(rows), gts_b)
+        rand = []
+        for _ in rows:
+            c, s = rng.uniform(0.2, 0.8, 2), rng.uniform(0.3, 0.7, 2)
+            rand.append([[*(np.clip(c - s / 2, 0, 1)), *(np.clip(c + s / 2, 0, 1))]])
+        out["baseline.random.ground.acc50"] = M.grounding_accuracy(rand, gts_b)
+    # --- temporal
+    rows = gen["temporal"]
+    if rows:
+        gts_s = [t.meta.get("segments") or parse_display(t.answer).segments for _, t, _, _ in rows]
+        for k2, v2 in M.temporal_metrics([parse_display(a).segments for _, _, a, _ in rows], gts_s).items():
+            out[f"temporal.{k2}"] = v2
+        prop = [[e["segment"]] if e["segment"][1] > e["segment"][0] else [] for *_, e in rows]
+        out["temporal.proposal.miou"] = M.temporal_metrics(prop, gts_s)["miou"]
+        rand_s = M.random_segments([r.duration for r, *_ in rows], rng)
+        for k2, v2 in M.temporal_metrics(rand_s, gts_s).items():
+            out[f"baseline.random.temporal.{k2}"] = v2
+        whole = [[[0.0, r.duration]] for r, *_ in rows]
+        out["baseline.whole_clip.temporal.miou"] = M.temporal_metrics(whole, gts_s)["miou"]
+    # --- fact-checking and AVQA
+    prior = question_only_prior() if baselines else {}
+    rows = gen["factcheck"]
+    if rows:
+        labels = [bool(t.meta["label"]) if "label" in t.meta else truth_of(t.answer) for _, t, _, _ in rows]
+        out["factcheck.acc"] = M.accuracy([truth_of(a) for _, _, a, _ in rows], labels)
+        if baselines:
+            qo = [truth_of(prior.get(question_key(t.prompt), prior["__default__"])) for _, t, _, _ in rows]
+            out["baseline.question_only.factcheck.acc"] = M.accuracy(qo, labels)
+            out["baseline.random.factcheck.acc"] = M.accuracy(list(rng.random(len(rows)) < 0.5), labels)
+    rows = gen["avqa"]
+    if rows:
+        gts_q = [t.answer for _, t, _, _ in rows]
+        kinds = [t.meta.get("kind", "other") for _, t, _, _ in rows]
+        preds = [a for _, _, a, _ in rows]
+        out["avqa.acc"] = M.accuracy(preds, gts_q)
+        for k2, v2 in M.per_kind_accuracy(preds, gts_q, kinds).items():
+            out[f"avqa.acc.{k2}"] = v2
+        out["avqa.chain.acc"] = M.accuracy([e.get("chain") for *_, e in rows], gts_q)
+        if baselines:
+            qo = [prior.get(question_key(t.prompt), prior["__default__"]) for _, t, _, _ in rows]
+            out["baseline.question_only.avqa.acc"] = M.accuracy(qo, gts_q)
+            for k2, v2 in M.per_kind_accuracy(qo, gts_q, kinds).items():
+                out[f"baseline.question_only.avqa.acc.{k2}"] = v2
+            out["baseline.random.avqa.acc"] = M.accuracy(list(rng.choice(ANSWERS, len(rows))), gts_q)
+    for key, rows_b in blind.items():
+        name, task = key.split(":")
+        if task == "avqa":
+            out[f"baseline.{name}.avqa.acc"] = M.accuracy([a for _, a in rows_b], [t.answer for t, _ in rows_b])
+        else:
+            out[f"baseline.{name}.factcheck.acc"] = M.accuracy(
+                [truth_of(a) for _, a in rows_b],
+                [bool(t.meta["label"]) if "label" in t.meta else truth_of(t.answer) for t, _ in rows_b],
+            )
+    # --- captions
+    rows = gen["caption"]
+    if rows:
+        out["caption.fact_recall"] = M.mean_fact_recall([a for _, _, a, _ in rows], [caption_facts(r) for r, *_ in rows])
+        out["caption.bleu4"] = M.bleu4([a for _, _, a, _ in rows], [t.answer for _, t, _, _ in rows])
+    return {k: float(v) for k, v in out.items()}
+
+
+SUMMARY = (
+    ("ssl.ciou50", "ssl.ceiling.ciou50", None), ("ssl.auc", "ssl.ceiling.auc", None),
+    ("ssl.pointing", None, None), ("seg.sound.miou", None, None),
+    ("retrieval.a2i.r1", None, None), ("retrieval.i2a.r1", None, None),
+    ("ground.acc50", "baseline.center.ground.acc50", "baseline.random.ground.acc50"),
+    ("temporal.miou", "baseline.whole_clip.temporal.miou", "baseline.random.temporal.miou"),
+    ("factcheck.acc", "baseline.question_only.factcheck.acc", "baseline.random.factcheck.acc"),
+    ("avqa.acc", "baseline.question_only.avqa.acc", "baseline.random.avqa.acc"),
+    ("caption.fact_recall", None, None),
+)
+
+
+def summary_table(m: dict[str, float]) -> str:
+    lines = [f"{'metric':<22}{'model':>8}   {'beside it':<44}", "-" * 78]
+    for key, b1, b2 in SUMMARY:
+        if key not in m:
+            continue
+        side = "  ".join(f"{b.replace('baseline.', '')}={m[b]:.3f}" for b in (b1, b2) if b and b in m)
+        lines.append(f"{key:<22}{m[key]:>8.3f}   {side}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m avllm.evaluate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True, help="a folder with manifest.jsonl, or a manifest file")
+    p.add_argument("--out", default="metrics.json")
+    p.add_argument("--limit", type=int, default=0, help="evaluate the first N clips only (0 = all)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--candidates", type=int, default=100, help="retrieval candidates")
+    p.add_argument("--no-baselines", action="store_true")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    a = p.parse_args(argv)
+    data = Path(a.data)
+    manifest = data / "manifest.jsonl" if data.is_dir() else data
+    try:
+        model = load(a.checkpoint, device=a.device)
+        records = read_manifest(manifest)
+        if a.limit:
+            records = records[: a.limit]
+        t0 = time.time()
+        m = evaluate(model, records, manifest.parent, batch_size=a.batch_size, candidates=a.candidates,
+                     baselines=not a.no_baselines)
+    except (CheckpointError, DataError, MediaError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    m["eval.seconds"] = round(time.time() - t0, 1)
+    meta = {"checkpoint": str(a.checkpoint), "data": str(manifest), "command": "python -m avllm.evaluate "
+            + " ".join(argv if argv is not None else sys.argv[1:])}
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps({**m, "_meta": meta}, indent=2, sort_keys=True) + "\n")
+    print(summary_table(m))
+    print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

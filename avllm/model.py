@@ -1,0 +1,392 @@
+"""The whole model: encoders → projections → the five grounding modules → the AV prefix → the language model.
+
+    model = build_model(get_preset("tiny"), tokenizer)
+    out = model(batch)                       # AVOutput: maps, named losses (when the batch carries targets)
+    feats = model.encode(frames, frame_times, audio, audio_len)   # cached by the predictor
+    texts = model.generate(feats, ["Where is the object making the sound?"])
+
+Batch keys (``avllm.data.collate``): frames (B, T, 3, S, S) float in [0, 1]; frame_times (B, T) s; audio (B, N)
+float32 at cfg.audio.sample_rate; audio_len (B,) samples; task list[str]; prompt/answer list[str]; input_ids,
+attention_mask, labels (B, L) from the LM's text encoder; box_mask (B, S, S) key-frame target in [0, 1]; boxes
+list[(n, 4)]; segments list[(m, 2)]; answer_index (B,) long (-1 = none).
+key_index (B,) the key frame's position among the T frames (boxes and masks refer to it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from avllm.config import ModelConfig
+from avllm.encoders import AudioEncoder, ImageEncoder, build_audio_encoder, build_image_encoder
+from avllm.heads.align import AVACE, AVOpT, box_mask_on_grid
+from avllm.heads.cad import AnswerChain, ContextualBlock, TemporalAlignment
+from avllm.heads.dense import DenseAV
+from avllm.heads.proposals import ActivityHead, BoxHead, activity_loss, box_loss, grid_centres
+from avllm.heads.qformer import CausalQFormer
+from avllm.heads.slots import JointSlotAttention
+from avllm.llm import AVLanguageModel, build_llm
+from avllm.textformat import GroundingCodec
+
+__all__ = ["AVFeatures", "AVOutput", "AVLLM", "build_model", "ALIGN_LOSSES", "INSTRUCT_LOSSES"]
+
+# Which loss terms each training stage turns on (the trainer multiplies by LossWeights).
+ALIGN_LOSSES = (
+    "slot_nce", "slot_match", "slot_div", "slot_recon", "dense_nce", "dense_disentangle", "ot", "avace",
+    "cad_temporal",
+)
+INSTRUCT_LOSSES = ("lm", "qformer_div", "cad_avqa", "box", "activity", "avace", "ot")
+
+
+@dataclass
+class AVFeatures:
+    """Everything the heads computed for a batch of clips: what the predictor caches and the demo renders."""
+
+    frames: Tensor  # (B, T, P, D) projected (and contextualised) patch tokens
+    frame_times: Tensor  # (B, T) seconds
+    aud: Tensor  # (B, Ta, D) projected audio tokens
+    aud_mask: Tensor  # (B, Ta) bool, True = real audio
+    aud_times: Tensor  # (Ta,) seconds, centre of each token
+    grid: int
+    key_index: Tensor  # (B,) long, position of the key frame among the T frames
+    ssl_map: Tensor  # (B, P) in [0, 1], JSA localization map (with IQR)
+    slot_img_attn: Tensor  # (B, S, P) softmax over slots
+    slot_aud_attn: Tensor  # (B, S, Ta)
+    dense_heatmaps: Tensor  # (B, K, g, g)
+    dense_time: Tensor  # (B, K, Ta)
+    retrieval: Tensor  # (B_a, B_i) DenseAV clip scores
+    ot_plan: Tensor  # (B, P, Ta)
+    avace_attn: Tensor  # (B, P)
+    box: Tensor  # (B, 4) proposal box
+    activity: Tensor  # (B, Ta) logits of the activity proposal
+    queries: Tensor  # (B, W*Q, D) Q-Former outputs
+    img_slots: Tensor  # (B, S, D)
+    aud_slots: Tensor  # (B, S, D)
+    losses: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class AVOutput:
+    features: AVFeatures
+    losses: dict[str, Tensor]  # named, unweighted terms
+    loss: Tensor | None  # weighted sum of the terms (None without targets)
+    lm_logits: Tensor | None  # (B, L, V)
+    avqa_logits: Tensor | None  # (B, num_answers)
+
+
+class TokenCodec:
+    """Values → ids of the LM's location and time tokens (``<loc_i>``, ``<t_j>``; see avllm.textformat)."""
+
+    def __init__(self, tokenizer, loc_bins: int, time_bins: int, time_step: float):
+        self.loc_bins, self.time_bins, self.time_step = loc_bins, time_bins, time_step
+        ids = tokenizer.convert_tokens_to_ids([f"<loc_{i}>" for i in range(loc_bins)])
+        tids = tokenizer.convert_tokens_to_ids([f"<t_{j}>" for j in range(time_bins)])
+        unk = tokenizer.unk_token_id
+        if any(i is None or i == unk for i in ids + tids):
+            raise ValueError("the tokenizer lacks the location / time tokens; train it with avllm.tokenizer")
+        self._loc = torch.tensor(ids)
+        self._time = torch.tensor(tids)
+
+    def loc_ids(self, values: Tensor) -> Tensor:
+        """Normalised coordinates in [0, 1], any shape → token ids of the same shape."""
+        b = (values.detach().float().cpu() * self.loc_bins).floor().long().clamp(0, self.loc_bins - 1)
+        return self._loc[b]
+
+    def time_ids(self, seconds: Tensor) -> Tensor:
+        """Seconds, any shape → token ids of the same shape (clamped to the last bin)."""
+        b = (seconds.detach().float().cpu() / self.time_step).floor().long().clamp(0, self.time_bins - 1)
+        return self._time[b]
+
+
+class AVLLM(nn.Module):
+    """Receives its built parts (see ``build_model``)."""
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        image_encoder: ImageEncoder,
+        audio_encoder: AudioEncoder,
+        lm: AVLanguageModel,
+    ):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.dim
+        self.image_encoder = image_encoder
+        self.audio_encoder = audio_encoder
+        self.img_proj = nn.Sequential(nn.LayerNorm(image_encoder.out_dim), nn.Linear(image_encoder.out_dim, d))
+        self.aud_proj = nn.Sequential(nn.LayerNorm(audio_encoder.out_dim), nn.Linear(audio_encoder.out_dim, d))
+        self.context = ContextualBlock(d, cfg.cad)
+        self.slots = JointSlotAttention(d, cfg.slots)
+        self.dense = DenseAV(d, cfg.dense)
+        self.avopt = AVOpT(d, cfg.align)
+        self.avace = AVACE(d, cfg.align)
+        self.qformer = CausalQFormer(d, cfg.qformer)
+        self.temporal = TemporalAlignment(d, cfg.cad)
+        self.answer_chain = AnswerChain(d, cfg.cad, vocab_size=len(lm.tokenizer))
+        self.box_head = BoxHead(d)
+        self.activity_head = ActivityHead(d)
+        self.lm = lm
+        self.codec = TokenCodec(lm.tokenizer, cfg.lm.loc_bins, cfg.lm.time_bins, cfg.lm.time_step)
+        self.text_codec = GroundingCodec(cfg.lm.loc_bins, cfg.lm.time_bins, cfg.lm.time_step)
+        self.lm_enabled = True  # the alignment stage turns the LM off (no prefix, no LM loss)
+        # AV prefix: every group of tokens gets its own projection into the LM width H.
+        h = lm.hidden_size
+        k = cfg.dense.num_heads
+        self.to_lm_patch = nn.Linear(d, h)
+        self.to_lm_patch_maps = nn.Linear(3 + k, h)  # ssl, avace, box-attn, K dense heads per patch
+        self.to_lm_audio = nn.Linear(d, h)
+        self.to_lm_audio_maps = nn.Linear(2 + k, h)  # target-slot attention, activity, K dense heads per token
+        self.to_lm_query = nn.Linear(d, h)
+        self.to_lm_slot = nn.Linear(d, h)
+        self.audio_pad = nn.Parameter(torch.zeros(h))
+        self.group_embed = nn.Parameter(torch.zeros(6, h))  # patch, audio, query, slot, box, segment
+        nn.init.normal_(self.group_embed, std=0.02)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Encoding and heads
+
+    def encode(
+        self,
+        frames: Tensor,
+        frame_times: Tensor,
+        audio: Tensor,
+        audio_len: Tensor | None = None,
+        *,
+        key_index: Tensor | None = None,
+        box_mask: Tensor | None = None,
+        segments_target: Tensor | None = None,
+        compute_loss: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> AVFeatures:
+        """frames (B, T, 3, S, S) in [0, 1]; frame_times (B, T); audio (B, N); audio_len (B,) or None;
+        key_index (B,) the key frame's position (default T // 2); box_mask (B, S, S) key-frame target in [0, 1]."""
+        b, t = frames.shape[:2]
+        tok = self.image_encoder(frames.flatten(0, 1))  # (B*T, P, Di)
+        g = self.image_encoder.grid
+        v = self.img_proj(tok).view(b, t, g * g, -1)  # (B, T, P, D)
+        v = self.context(v, grid=g)
+        a_tok, a_mask, a_times = self.audio_encoder(audio, audio_len)  # (B, Ta, Da), (B, Ta), (Ta,)
+        a = self.aud_proj(a_tok)  # (B, Ta, D)
+        if key_index is None:
+            key_index = torch.full((b,), t // 2, dtype=torch.long, device=v.device)
+        key_index = key_index.to(v.device).long()
+        v_key = v[torch.arange(b, device=v.device), key_index]  # (B, P, D)
+
+        losses: dict[str, Tensor] = {}
+        so = self.slots(v_key, a, a_mask, grid=g, compute_loss=compute_loss)
+        do = self.dense(v_key, a, a_mask, grid=g, compute_loss=compute_loss)
+        oo = self.avopt(v_key, a, a_mask)
+        grid_box = None
+        if box_mask is not None:
+            grid_box = F.adaptive_avg_pool2d(box_mask[:, None].float(), g).flatten(1)  # (B, P) area fractions
+        ao = self.avace(v_key, a, a_mask, box_mask=grid_box if compute_loss else None)
+        qo = self.qformer(v, frame_times, a, a_times, a_mask, compute_loss=compute_loss)
+        # Proposals: the audio target slot asks "where", the image target slot asks "when".
+        bo = self.box_head(v_key, so.aud_slots[:, 0], grid=g)
+        act = self.activity_head(a, so.img_slots[:, 0])  # (B, Ta)
+        if compute_loss:
+            losses.update(so.losses)
+            losses.update(do.losses)
+            losses["ot"] = oo.loss
+            if ao.loss is not None:
+                losses["avace"] = ao.loss
+            losses.update(qo.losses)
+            to = self.temporal(v, frame_times, a, a_times, a_mask, duration=float(frame_times.max()) + 1e-3,
+                               generator=generator)
+            losses["cad_temporal"] = to.loss
+        return AVFeatures(
+            frames=v, frame_times=frame_times, aud=a, aud_mask=a_mask, aud_times=a_times, grid=g,
+            key_index=key_index, ssl_map=so.ssl_map, slot_img_attn=so.img_attn, slot_aud_attn=so.aud_attn,
+            dense_heatmaps=do.heatmaps, dense_time=do.time_act, retrieval=do.scores,
+            ot_plan=oo.plan, avace_attn=ao.attn, box=bo.box, activity=act, queries=qo.queries,
+            img_slots=so.img_slots, aud_slots=so.aud_slots, losses=losses,
+        )
+
+    # ------------------------------------------------------------------------------------------------------------
+    # The AV prefix the LM reads
+
+    def _token_embeds(self, ids: Tensor) -> Tensor:
+        return self.lm.lm.get_input_embeddings()(ids)
+
+    def av_prefix(self, f: AVFeatures) -> Tensor:
+        """(B, N, H): patch tokens with their maps and positions, audio tokens with their activations and times,
+        Q-Former queries, slots, and the box and segment proposals as location / time token embeddings."""
+        codec = self.codec
+        b, p = f.ssl_map.shape
+        dev = f.ssl_map.device
+        g = f.grid
+        # Patches: features + per-patch maps + position as the LM's own location-token embeddings.
+        maps = torch.cat(
+            [
+                f.ssl_map[..., None],
+                (f.avace_attn * p).clamp(max=4.0)[..., None] / 4.0,
+                self._box_attn(f)[..., None],
+                f.dense_heatmaps.flatten(2).transpose(1, 2),
+            ],
+            dim=-1,
+        )  # (B, P, 3 + K)
+        centres = grid_centres(g, dev)  # (P, 2)
+        pos_ids = codec.loc_ids(centres)  # (P, 2) token ids of x and y
+        pos = self._token_embeds(pos_ids.to(dev)).sum(1)  # (P, H)
+        patch = self.to_lm_patch(self.key_frame(f)) + self.to_lm_patch_maps(maps) + pos
+        patch = patch + self.group_embed[0]
+        # Audio tokens: features + activations + time as time-token embeddings.
+        amaps = torch.cat(
+            [f.slot_aud_attn[:, :1].transpose(1, 2), torch.sigmoid(f.activity.detach())[..., None],
+             f.dense_time.transpose(1, 2)],
+            dim=-1,
+        )  # (B, Ta, 2 + K)
+        tpos = self._token_embeds(codec.time_ids(f.aud_times).to(dev))  # (Ta, H)
+        audio = self.to_lm_audio(f.aud) + self.to_lm_audio_maps(amaps) + tpos
+        audio = torch.where(f.aud_mask[..., None], audio, self.audio_pad.to(audio.dtype))
+        audio = audio + self.group_embed[1]
+        queries = self.to_lm_query(f.queries) + self.group_embed[2]
+        slots = self.to_lm_slot(torch.cat([f.img_slots, f.aud_slots], 1)) + self.group_embed[3]
+        # Proposals as the embeddings of the tokens the LM would write.
+        box_ids = codec.loc_ids(f.box.detach().view(b, 2, 2)).view(b, 4)  # (B, 4)
+        box_tok = self._token_embeds(box_ids.to(dev)) + self.group_embed[4]
+        seg = self.proposed_segments(f)  # (B, 2) seconds
+        seg_tok = self._token_embeds(codec.time_ids(seg).to(dev)) + self.group_embed[5]
+        return torch.cat([patch, audio, queries, slots, box_tok, seg_tok], dim=1)
+
+    @staticmethod
+    def key_frame(f: AVFeatures) -> Tensor:
+        """(B, P, D) the key frame's tokens."""
+        return f.frames[torch.arange(f.frames.shape[0], device=f.frames.device), f.key_index]
+
+    def _box_attn(self, f: AVFeatures) -> Tensor:
+        """(B, P) the box proposal as an area-fraction mask on the patch grid."""
+        return box_mask_on_grid(f.box.detach(), f.grid)
+
+    @torch.no_grad()
+    def proposed_segments(self, f: AVFeatures, threshold: float = 0.5) -> Tensor:
+        """(B, 2) seconds: the longest run of tokens whose activity probability passes ``threshold``
+        (start = first token's start, end = last token's end); [0, 0] when none does."""
+        prob = torch.sigmoid(f.activity) * f.aud_mask
+        on = (prob > threshold).cpu()
+        times = f.aud_times.cpu()
+        half = (times[1] - times[0]) / 2 if times.numel() > 1 else torch.tensor(0.0)
+        out = torch.zeros(on.shape[0], 2)
+        for i, row in enumerate(on.tolist()):
+            best, start, best_span = 0, None, None
+            for j, flag in enumerate(row + [False]):
+                if flag and start is None:
+                    start = j
+                elif not flag and start is not None:
+                    if j - start > best:
+                        best, best_span = j - start, (start, j - 1)
+                    start = None
+            if best_span is not None:
+                out[i, 0] = (times[best_span[0]] - half).clamp_min(0)
+                out[i, 1] = times[best_span[1]] + half
+        return out.to(f.activity.device)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Training forward
+
+    def forward(self, batch: dict, *, generator: torch.Generator | None = None) -> AVOutput:
+        has_targets = "answer" in batch
+        f = self.encode(
+            batch["frames"], batch["frame_times"], batch["audio"], batch.get("audio_len"),
+            key_index=batch.get("key_index"), box_mask=batch.get("box_mask"), compute_loss=has_targets,
+            generator=generator,
+        )
+        losses = dict(f.losses)
+        lm_logits = avqa_logits = None
+        tasks = batch.get("task", [])
+        dev = f.ssl_map.device
+        if has_targets:
+            # Proposal targets: the grounding / temporal text's own target when the text asks for one object,
+            # else the clip's single sounding visible object (every task), else nothing.
+            box_t, box_ok, act_t, act_ok = self._proposal_targets(batch, f)
+            losses["box"] = box_loss(f.box, box_t, box_ok)
+            losses["activity"] = activity_loss(f.activity, act_t, f.aud_mask & act_ok[:, None])
+        if "answer" in batch and self.lm_enabled:
+            prefix = self.av_prefix(f)  # (B, N, H)
+            answers = [self.text_codec.encode_text(a) for a in batch["answer"]]
+            enc = self.lm.build_inputs(list(batch["prompt"]), answers, num_av_tokens=prefix.shape[1])
+            enc = {k: v.to(dev) for k, v in enc.items()}
+            lm_logits, lm_loss = self.lm(enc["input_ids"], enc["attention_mask"], prefix, enc["labels"])
+            if lm_loss is not None:
+                losses["lm"] = lm_loss
+        if "answer_index" in batch and bool((batch["answer_index"] >= 0).any()):
+            q = self.lm.tokenizer(list(batch["prompt"]), padding=True, return_tensors="pt")
+            ao = self.answer_chain(
+                q["input_ids"].to(dev), q["attention_mask"].to(dev).bool(), self.key_frame(f),
+                f.aud, f.aud_mask, answer_index=batch["answer_index"].to(dev),
+            )
+            avqa_logits = ao.logits
+            if ao.loss is not None:
+                losses["cad_avqa"] = ao.loss
+        loss = None
+        if has_targets and losses:
+            w = self.cfg.losses
+            loss = sum(getattr(w, k) * v for k, v in losses.items())
+        return AVOutput(features=f, losses=losses, loss=loss, lm_logits=lm_logits, avqa_logits=avqa_logits)
+
+    @staticmethod
+    def _proposal_targets(batch: dict, f: AVFeatures) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(B, 4) box target + (B,) valid, (B, Ta) activity target + (B,) valid."""
+        dev = f.box.device
+        b = f.box.shape[0]
+        box_t = torch.zeros(b, 4, device=dev)
+        box_ok = torch.zeros(b, dtype=torch.bool, device=dev)
+        act_t = torch.zeros_like(f.activity)
+        act_ok = torch.zeros(b, dtype=torch.bool, device=dev)
+        has_source = batch.get("has_source", torch.zeros(b, dtype=torch.long))
+        for i, task in enumerate(batch["task"]):
+            boxes = batch["boxes"][i].view(-1, 4)
+            if task == "ground" and len(boxes) == 1:
+                box_t[i], box_ok[i] = boxes[0].to(dev), True
+            elif bool(has_source[i]):
+                box_t[i], box_ok[i] = batch["source_box"][i].to(dev), True
+            segs = None
+            if task == "temporal" and len(batch["segments"][i]):
+                segs = batch["segments"][i]
+            elif bool(has_source[i]):
+                segs = batch["source_segments"][i]
+            if segs is not None:
+                for s0, s1 in segs.view(-1, 2).tolist():
+                    inside = (f.aud_times >= s0) & (f.aud_times < s1)  # (Ta,)
+                    act_t[i] = torch.maximum(act_t[i], inside.float())
+                act_ok[i] = True
+        return box_t, box_ok, act_t, act_ok
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Inference
+
+    @torch.no_grad()
+    def generate(self, f: AVFeatures, prompts: list[str], max_new_tokens: int = 32) -> list[str]:
+        """Answers in display form (boxes ``[x0, y0, x1, y1]``, segments ``[start, end]`` in seconds), one prompt
+        per clip in ``f``."""
+        prefix = self.av_prefix(f)
+        if len(prompts) != prefix.shape[0]:
+            raise ValueError(f"{len(prompts)} prompts for {prefix.shape[0]} clips")
+        raw = self.lm.generate(prompts, prefix, max_new_tokens=max_new_tokens)
+        return [self.text_codec.decode_text(r).strip() for r in raw]
+
+    @torch.no_grad()
+    def answer_classes(self, f: AVFeatures, prompts: list[str]) -> Tensor:
+        """(B, num_answers) CAD answer-chain logits over the fixed AVQA answer set."""
+        q = self.lm.tokenizer(prompts, padding=True, return_tensors="pt")
+        dev = f.aud.device
+        return self.answer_chain(
+            q["input_ids"].to(dev), q["attention_mask"].to(dev).bool(), self.key_frame(f),
+            f.aud, f.aud_mask,
+        ).logits
+
+
+def build_model(cfg: ModelConfig, tokenizer=None) -> AVLLM:
+    """Compose a model from its config. ``tokenizer``: the project tokenizer of a ``llama`` LM (trained by
+    ``avllm.trainutil.build_tokenizer_for`` or read from a checkpoint); an ``hf`` LM brings its own, to which the
+    grounding codec's location and time tokens are added."""
+    specials = GroundingCodec(cfg.lm.loc_bins, cfg.lm.time_bins, cfg.lm.time_step).special_tokens()
+    return AVLLM(
+        cfg,
+        image_encoder=build_image_encoder(cfg.image),
+        audio_encoder=build_audio_encoder(cfg.audio),
+        lm=build_llm(cfg.lm, tokenizer, special_tokens=specials if tokenizer is None else None),
+    )
