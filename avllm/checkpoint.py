@@ -35,7 +35,9 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, damaged or does not fit the model; the message says which and where."""
 
 
-def _state_to_save(model: torch.nn.Module, include_frozen: bool) -> dict[str, torch.Tensor]:
+def _state_to_save(
+    model: torch.nn.Module, include_frozen: bool, dtype: torch.dtype | None = None
+) -> dict[str, torch.Tensor]:
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     state = {}
     seen: dict[int, str] = {}
@@ -46,7 +48,10 @@ def _state_to_save(model: torch.nn.Module, include_frozen: bool) -> dict[str, to
         if ptr in seen and t.numel() > 0:  # tied weights: safetensors stores each storage once
             continue
         seen[ptr] = name
-        state[name] = t.detach().to("cpu").contiguous()
+        t = t.detach().to("cpu")
+        if dtype is not None and t.is_floating_point():
+            t = t.to(dtype)
+        state[name] = t.contiguous()
     return state
 
 
@@ -58,16 +63,18 @@ def save(
     extra_tensors: dict[str, torch.Tensor] | None = None,
     include_frozen: bool = True,
     extra_writer: Callable[[Path], None] | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Path:
     """Write ``model`` (an ``AVLLM``) to the directory ``path`` atomically. ``extra_tensors`` (optimizer-free
     training state such as RNG states) go to ``extra.safetensors``; ``extra_writer(tmp_dir)`` may add files that must
-    land in the same atomic rename (the trainer's optimiser state)."""
+    land in the same atomic rename (the trainer's optimiser state). ``dtype`` (e.g. ``torch.float16``) stores the
+    floating-point tensors in that type (a smaller file to ship; loading casts back to the model's dtype)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         model.cfg.save(tmp / CONFIG)  # type: ignore[union-attr]
-        save_file(_state_to_save(model, include_frozen), str(tmp / WEIGHTS), metadata={"format": "pt"})
+        save_file(_state_to_save(model, include_frozen, dtype), str(tmp / WEIGHTS), metadata={"format": "pt"})
         model.lm.tokenizer.save_pretrained(str(tmp))  # type: ignore[union-attr]
         if extra_tensors:
             save_file({k: v.detach().cpu().contiguous() for k, v in extra_tensors.items()}, str(tmp / "extra.safetensors"))
@@ -153,3 +160,34 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, strict: bool =
         raise CheckpointError(f"{path / WEIGHTS} lacks tensors: {', '.join(really_missing[:5])}")
     model.load_state_dict(state, strict=False)
     return model.to(device).eval()
+
+
+def export(src: str | Path, dst: str | Path, *, half: bool = True) -> Path:
+    """A checkpoint to ship: the model of ``src`` without training state, in float16 when ``half``."""
+    model = load(src, device="cpu")
+    meta = read_meta(src)
+    meta = {"step": meta.get("step"), "exported_from": str(src), "dtype": "float16" if half else "float32"}
+    return save(model, dst, meta=meta, dtype=torch.float16 if half else None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m avllm.checkpoint", description="Export a checkpoint to ship.")
+    p.add_argument("src", help="a training checkpoint directory")
+    p.add_argument("dst", help="where to write the exported checkpoint")
+    p.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16)")
+    a = p.parse_args(argv)
+    try:
+        out = export(a.src, a.dst, half=not a.fp32)
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    size = sum(f.stat().st_size for f in out.iterdir()) / 2**20
+    print(f"wrote {out} ({size:.1f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -52,6 +52,8 @@ def stage_losses(stage: str) -> tuple[str, ...]:
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warmup to cfg.lr, then cosine down to cfg.lr * cfg.min_lr_ratio at cfg.steps."""
+    if step >= cfg.steps:
+        return cfg.lr * cfg.min_lr_ratio
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
@@ -94,7 +96,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, model_cfg: ModelConfig | None = None, *, resume: bool = False,
                  progress: bool = True):
-        from accelerate import Accelerator
+        from accelerate import Accelerator, DistributedDataParallelKwargs
 
         self.cfg = cfg
         self.out = Path(cfg.out_dir)
@@ -103,6 +105,8 @@ class Trainer:
             mixed_precision=cfg.mixed_precision if torch.cuda.is_available() else "no",
             gradient_accumulation_steps=cfg.grad_accum,
             cpu=not torch.cuda.is_available(),
+            # a batch without, say, AVQA questions leaves the answer chain without gradient
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
         self.progress = progress and self.accel.is_main_process
         self.step = 0

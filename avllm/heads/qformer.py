@@ -135,7 +135,9 @@ class CausalQFormer(nn.Module):
             raise ValueError(f"QFormerConfig.diversity_tau must be > 0, got {cfg.diversity_tau}")
         self.dim = dim
         self.cfg = cfg
-        self.query = nn.Parameter(torch.randn(cfg.num_queries, dim) * 0.02)  # (Q, D) shared by all windows
+        # (Q, D) shared by all windows. Unit scale, like the sinusoidal window code added to them: at 0.02 the
+        # window code swamps them, every query of a window starts the same and the diversity gradient vanishes.
+        self.query = nn.Parameter(torch.randn(cfg.num_queries, dim))
         self.no_audio = nn.Parameter(torch.randn(dim) * 0.02)  # stands in for the audio of a silent frame
         self.visual_type = nn.Parameter(torch.zeros(dim))
         self.audio_type = nn.Parameter(torch.zeros(dim))
