@@ -158,6 +158,23 @@ class Predictor:
         parsed = parse_display(text)
         return TextAnswer(prompt=prompt, text=text, boxes=parsed.boxes, segments=parsed.segments)
 
+    @torch.no_grad()
+    def ask_many(self, prompts: list[str], max_new_tokens: int = 40) -> list[TextAnswer]:
+        """Several questions about the current clip, answered in one batched generation (the clip's features are
+        repeated once per prompt, as ``avllm.evaluate.select_features`` does for a batch of clips)."""
+        from avllm.evaluate import select_features
+
+        f = self._need()
+        if not prompts:
+            return []
+        rep = select_features(f, [0] * len(prompts))
+        texts = self.model.generate(rep, list(prompts), max_new_tokens=max_new_tokens)
+        out = []
+        for prompt, text in zip(prompts, texts):
+            parsed = parse_display(text)
+            out.append(TextAnswer(prompt=prompt, text=text, boxes=parsed.boxes, segments=parsed.segments))
+        return out
+
     def ground(self) -> TextAnswer:
         return self.ask(PROMPTS["ground"])
 
@@ -218,18 +235,21 @@ class Predictor:
         lo, hi = m.min(), m.max()
         return (m - lo) / (hi - lo) if hi - lo > 1e-8 else np.zeros_like(m)
 
-    def predict(self, claim: str | None = None, question: str | None = None) -> Prediction:
+    def predict(self, claim: str | None = None, question: str | None = None, max_new_tokens: int = 60) -> Prediction:
+        """Every task on the current clip: grounding, temporal localization, caption, and the fact-check of
+        ``claim`` / the AVQA answer to ``question`` when given, plus the head outputs (maps, proposals)."""
         f = self._need()
         assert self.clip is not None
         timings = dict(self.timings)
         t0 = time.perf_counter()
-        answers = {"ground": self.ground(), "temporal": self.localize(), "caption": self.caption()}
+        # the task prompts in one batch: one generation loop instead of one per task
+        prompts = {"ground": PROMPTS["ground"], "temporal": PROMPTS["temporal"], "caption": PROMPTS["caption"]}
         if claim:
-            answers["factcheck"] = self.factcheck(claim)
-        avqa_choice = None
+            prompts["factcheck"] = PROMPTS["factcheck"].format(claim=claim.strip())
         if question:
-            answers["avqa"] = self.ask(question)
-            avqa_choice = self.choose_answer(question)
+            prompts["avqa"] = question.strip()
+        answers = dict(zip(prompts, self.ask_many(list(prompts.values()), max_new_tokens=max_new_tokens)))
+        avqa_choice = self.choose_answer(question) if question else None
         timings["generate"] = time.perf_counter() - t0
         m = self.maps()
         seg = self.model.proposed_segments(f)[0].tolist()

@@ -30,6 +30,7 @@ __all__ = [
     "normalize_map",
     "placeholder",
     "log_mel_spectrogram",
+    "image_row",
 ]
 
 DPI = 100
@@ -534,13 +535,14 @@ def draw_boxes(
 
 def map_panel(
     frame, maps: Mapping[str, np.ndarray], title: str = "", *, normalize: bool = False, alpha: float = 0.55,
-    cmap: str = "jet", cell: int = 260,
+    cmap: str = "jet", cell: int = 260, colorbar_label: str | None = None,
 ) -> np.ndarray:
     """A row of labelled heatmap overlays on the same frame, with one shared colour bar.
 
     frame: (H, W, 3) uint8 RGB. maps: name -> (h, w) float in [0, 1] (e.g. {"target": ..., "off-target": ...} or
     {"head 0 (sound)": ..., "head 1 (speech)": ...}). normalize: min-max normalise all maps jointly first (one scale
-    for all, so the colour bar stays true). cell: pixel height of each panel. Returns (H', W', 3) uint8 RGB.
+    for all, so the colour bar stays true). cell: pixel height of each panel. colorbar_label: the colour bar's label
+    (default "normalised" or "map value"). Returns (H', W', 3) uint8 RGB.
     """
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
@@ -555,19 +557,23 @@ def map_panel(
         arrays = [normalize_map(a, joint_with=arrays) for a in arrays]
     h, w = frame.shape[:2]
     cell_w = int(round(cell * w / max(h, 1)))
-    fig = _figure(cell_w * len(names) + 110, cell + 70)
-    axes = [fig.add_subplot(1, len(names), k + 1) for k in range(len(names))]
-    for ax, name, a in zip(axes, names, arrays):
-        ax.imshow(overlay_heatmap(frame, a, alpha=alpha, cmap=cmap))
+    # fixed pixel margins: 8 left, 10 between panels, 120 right (colour bar, its ticks and label), 58 top for the
+    # title and the panel names, 10 bottom
+    n, gap, left, right, top, bottom = len(names), 10, 8, 120, 58, 10
+    fig_w, fig_h = left + n * cell_w + (n - 1) * gap + right, cell + top + bottom
+    fig = _figure(fig_w, fig_h)
+    for k, (name, a) in enumerate(zip(names, arrays)):
+        ax = fig.add_axes(((left + k * (cell_w + gap)) / fig_w, bottom / fig_h, cell_w / fig_w, cell / fig_h))
+        ax.imshow(overlay_heatmap(frame, a, alpha=alpha, cmap=cmap), aspect="auto")
         ax.set_title(name, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.subplots_adjust(left=0.01, right=0.9, top=0.82, bottom=0.03, wspace=0.04)
-    cax = fig.add_axes((0.915, 0.08, 0.015, 0.7))
+    x_bar = left + n * cell_w + (n - 1) * gap + 14
+    cax = fig.add_axes((x_bar / fig_w, (bottom + 0.05 * cell) / fig_h, 14 / fig_w, 0.9 * cell / fig_h))
     cbar = fig.colorbar(ScalarMappable(norm=Normalize(0.0, 1.0), cmap=colormaps[cmap]), cax=cax)
-    cbar.set_label("normalised" if normalize else "map value", fontsize=9)
+    cbar.set_label(colorbar_label or ("normalised" if normalize else "map value"), fontsize=9)
     if title:
-        fig.suptitle(title, fontsize=12, x=0.01, ha="left")
+        fig.text(left / fig_w, 1 - 6 / fig_h, title, ha="left", va="top", fontsize=12)
     return _render(fig)
 
 
@@ -600,3 +606,40 @@ def overlay_video_frames(frames, maps_per_frame=None, boxes_per_frame=None, *, a
             f = draw_boxes(f, boxes_per_frame[i], labs, min_side=0)
         out[i] = f
     return out
+
+
+def image_row(
+    images: Mapping[str, np.ndarray], title: str = "", *, legend: Sequence[tuple[str, str, bool]] = (),
+    cell: int = 360,
+) -> np.ndarray:
+    """Images side by side, each titled, under an optional title, with an optional legend of line styles below.
+
+    images: name -> (H, W, 3) uint8 RGB. legend: (label, colour, dashed) per entry (e.g. the box kinds drawn).
+    cell: pixel height of each image. Returns (H', W', 3) uint8 RGB.
+    """
+    from matplotlib.lines import Line2D
+
+    names = list(images)
+    if not names:
+        return placeholder(f"{title}: nothing to show" if title else "nothing to show")
+    arrays = [_as_rgb_frame(images[k]) for k in names]
+    widths = [int(round(cell * a.shape[1] / max(a.shape[0], 1))) for a in arrays]
+    pad, head, foot = 12, (34 if title else 8) + 22, (34 if legend else 8)
+    fig_w, fig_h = sum(widths) + pad * (len(names) + 1), cell + head + foot
+    fig = _figure(fig_w, fig_h)
+    x = pad
+    for name, a, w in zip(names, arrays, widths):
+        ax = fig.add_axes((x / fig_w, foot / fig_h, w / fig_w, cell / fig_h))
+        ax.imshow(a, interpolation="bilinear" if a.shape[0] > cell else "nearest", aspect="auto")
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        x += w + pad
+    if title:
+        fig.text(pad / fig_w, 1 - 8 / fig_h, title, ha="left", va="top", fontsize=12)
+    if legend:
+        handles = [Line2D([0], [0], color=c, lw=2.5, ls="--" if dashed else "-", label=lab)
+                   for lab, c, dashed in legend]
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False,
+                   bbox_to_anchor=(0.5, 0.0))
+    return _render(fig)
