@@ -5,6 +5,7 @@ every clip once, asks the language model every text sample of the clip, and comp
 ``avllm.metrics`` under flat keys (documented in docs/RESULTS.md):
 
   ssl.ciou50 ssl.auc ssl.ciou_mean ssl.ciou50_fixed ssl.pointing     (JSA map; ssl.ceiling.* = the GT as the map)
+  ssl.<map>.ciou50/auc/pointing for the other maps: slot_offtarget, avace, dense0, dense1
   seg.sound.miou seg.sound.fscore seg.sound.ap seg.sound.iou          (DenseAV sound head vs the SSL target mask)
   retrieval.a2i.r1/r5/r10 retrieval.i2a.r1/r5/r10                     (DenseAV clip scores, first N candidates)
   ground.acc50 temporal.miou temporal.r1_50 factcheck.acc avqa.acc avqa.acc.<kind> caption.fact_recall
@@ -154,6 +155,7 @@ def evaluate(
     rng = np.random.default_rng(seed)
     g = model.image_encoder.grid
     ssl_maps, ssl_gts, seg_maps, seg_gts, seg_cls = [], [], [], [], []
+    other_maps: dict[str, list[np.ndarray]] = defaultdict(list)  # the other heads' maps, scored the same way
     keys_v, keys_a, keys_m = [], [], []
     gen: dict[str, list] = defaultdict(list)  # task -> [(record, text, answer, extras)]
     blind: dict[str, list] = defaultdict(list)  # "audio_only:avqa" -> [(text, answer)]
@@ -172,6 +174,9 @@ def evaluate(
             if r.ssl_boxes:
                 ssl_maps.append(f.ssl_map[i].view(g, g).float().cpu().numpy())
                 ssl_gts.append(_gt_boxes_map(r))
+                for name, mp in (("slot_offtarget", f.slot_img_attn[i, 1]), ("avace", f.avace_attn[i]),
+                                 ("dense0", f.dense_heatmaps[i, 0]), ("dense1", f.dense_heatmaps[i, 1])):
+                    other_maps[name].append(mp.reshape(g, g).float().cpu().numpy())
                 seg_maps.append(f.dense_heatmaps[i, 0].float().cpu().numpy())
                 seg_gts.append(_gt_mask(r, root) > 0)
                 seg_cls.append(next((o.category for o in r.objects if o.sounding), "none"))
@@ -212,6 +217,12 @@ def evaluate(
         out[f"ssl.{k}"] = v
     for k, v in M.ssl_ceiling(ssl_gts).items():
         out[f"ssl.ceiling.{k}"] = v
+    for name, maps in other_maps.items():  # diagnostics: ssl.* itself is the JSA map
+        for k in ("ciou50", "auc", "pointing"):
+            out[f"ssl.{name}.{k}"] = M.ssl_metrics(maps, ssl_gts)[k]
+    centre = M.center_prior_map(g, g)
+    for k, v in M.ssl_metrics([centre] * len(ssl_gts), ssl_gts).items():
+        out[f"baseline.center.ssl.{k}"] = v
     if seg_maps:
         probs = np.stack([M.normalize_map(M.upsample_map(m, M.SSL_SIZE)) for m in seg_maps])
         gts = np.stack(seg_gts)
@@ -298,8 +309,9 @@ def evaluate(
 
 
 SUMMARY = (
-    ("ssl.ciou50", "ssl.ceiling.ciou50", None), ("ssl.auc", "ssl.ceiling.auc", None),
-    ("ssl.pointing", None, None), ("seg.sound.miou", None, None),
+    ("ssl.ciou50", "ssl.ceiling.ciou50", "baseline.center.ssl.ciou50"), ("ssl.auc", "ssl.ceiling.auc", None),
+    ("ssl.pointing", "baseline.center.ssl.pointing", None), ("ssl.avace.ciou50", None, None),
+    ("ssl.slot_offtarget.ciou50", None, None), ("seg.sound.miou", None, None),
     ("retrieval.a2i.r1", None, None), ("retrieval.i2a.r1", None, None),
     ("ground.acc50", "baseline.center.ground.acc50", "baseline.random.ground.acc50"),
     ("temporal.miou", "baseline.whole_clip.temporal.miou", "baseline.random.temporal.miou"),
