@@ -9,6 +9,7 @@ file).
 
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,7 +41,11 @@ def setup(tmp_path_factory):
     from model_factory import tiny_model
 
     d = tmp_path_factory.mktemp("browser")
-    ckpt = save(tiny_model(), d / "ckpt")
+    shipped = REPO / "assets" / "avllm-tiny"
+    if os.environ.get("AVLLM_SCREENSHOT") and (shipped / "model.safetensors").is_file():
+        ckpt = Path(shutil.copytree(shipped, d / "ckpt"))  # the picture in docs/ shows the shipped model
+    else:
+        ckpt = save(tiny_model(), d / "ckpt")
     corrupt = d / "broken.mp4"
     corrupt.write_bytes(np.random.default_rng(1).integers(0, 256, 4000, dtype=np.uint8).tobytes())
     examples = d / "examples"  # one example with its ground truth: a short examples row
