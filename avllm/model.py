@@ -313,11 +313,7 @@ class AVLLM(nn.Module):
             if lm_loss is not None:
                 losses["lm"] = lm_loss
         if "answer_index" in batch and bool((batch["answer_index"] >= 0).any()):
-            q = self.lm.tokenizer(list(batch["prompt"]), padding=True, return_tensors="pt")
-            ao = self.answer_chain(
-                q["input_ids"].to(dev), q["attention_mask"].to(dev).bool(), self.key_frame(f),
-                f.aud, f.aud_mask, answer_index=batch["answer_index"].to(dev),
-            )
+            ao = self._ask_chain(f, list(batch["prompt"]), batch["answer_index"].to(dev))
             avqa_logits = ao.logits
             if ao.loss is not None:
                 losses["cad_avqa"] = ao.loss
@@ -371,12 +367,16 @@ class AVLLM(nn.Module):
     @torch.no_grad()
     def answer_classes(self, f: AVFeatures, prompts: list[str]) -> Tensor:
         """(B, num_answers) CAD answer-chain logits over the fixed AVQA answer set."""
+        return self._ask_chain(f, prompts).logits
+
+    def _ask_chain(self, f: AVFeatures, prompts: list[str], answer_index: Tensor | None = None):
+        """The CAD answer chain over the key frame and the audio, for questions tokenised by the LM's tokenizer."""
         q = self.lm.tokenizer(prompts, padding=True, return_tensors="pt")
         dev = f.aud.device
         return self.answer_chain(
-            q["input_ids"].to(dev), q["attention_mask"].to(dev).bool(), self.key_frame(f),
-            f.aud, f.aud_mask,
-        ).logits
+            q["input_ids"].to(dev), q["attention_mask"].to(dev).bool(), self.key_frame(f), f.aud, f.aud_mask,
+            answer_index=answer_index,
+        )
 
 
 def build_model(cfg: ModelConfig, tokenizer=None) -> AVLLM:
