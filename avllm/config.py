@@ -314,6 +314,7 @@ class LossWeights(Config):
     slot_match: float = 1.0  # JSA cross-modal attention matching
     slot_div: float = 1.0  # JSA slot divergence
     slot_recon: float = 0.1  # JSA slot reconstruction
+    slot_anchor: float = 1.0  # JSA target-slot map vs the SSL target where the data has one (see heads/slots.py)
     dense_nce: float = 1.0  # DenseAV InfoNCE
     dense_disentangle: float = 0.05  # DenseAV head disentanglement
     ot: float = 0.1  # MEERKAT AVOpT Wasserstein loss
@@ -323,6 +324,7 @@ class LossWeights(Config):
     cad_avqa: float = 0.5  # CAD answer classifier over the fixed answer set
     box: float = 1.0  # box proposal head (L1 + GIoU) on grounding samples
     activity: float = 1.0  # activity-over-time proposal head (BCE) on temporal samples
+    tags: float = 1.0  # class tags: which classes are seen, which are heard (BCE), where the data names them
 
 
 @dataclass
@@ -340,10 +342,13 @@ class ModelConfig(Config):
     losses: LossWeights = field(default_factory=LossWeights)
     media: MediaConfig = field(default_factory=MediaConfig)
     num_frames: int = 4  # frames per clip that the model sees (the Q-Former windows run over them)
+    num_tags: int = 16  # class-tag slots of the tag head (seen / heard); 0 turns the head off
 
     def validate(self) -> None:
         if self.dim % self.align.avace_heads:
             raise ConfigError(f"dim {self.dim} is not divisible by align.avace_heads {self.align.avace_heads}")
+        if self.num_tags < 0:
+            raise ConfigError(f"num_tags must be >= 0, got {self.num_tags}")
         if self.dense.temperature_min > self.dense.temperature_max:
             raise ConfigError("dense.temperature_min exceeds dense.temperature_max")
 

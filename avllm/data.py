@@ -207,6 +207,7 @@ def make_item(
     answers: Sequence[str] | None = None,
     root: str | Path | None = None,
     ssl_mask: Any = None,
+    tag_classes: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """One model-ready item from decoded media, its record and one of its text samples (None: no text).
 
@@ -228,7 +229,10 @@ def make_item(
     - ``label`` int: fact-check truth (``meta["label"]``, else a yes/no answer) 1 / 0, -1 otherwise;
     - ``has_source`` int, ``source_box`` (4,), ``source_segments`` (m, 2): when the record has exactly one sounding
       visible object, its key-frame box and its segments (the proposal heads' targets on every task), else 0 /
-      zeros / empty.
+      zeros / empty;
+    - ``seen_tags``, ``heard_tags`` (C,) float32 in {0, 1}, C = ``len(tag_classes)``: which of ``tag_classes`` are
+      visible objects / make sound (sounding objects and off-screen sounds; speech is not a class), and
+      ``tags_valid`` 1 when every category of the record is one of ``tag_classes`` (else the tags are unknown, 0).
     """
     fr = frames.numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
     if fr.ndim != 4 or fr.shape[-1] != 3 or fr.shape[0] == 0:
@@ -281,7 +285,26 @@ def make_item(
         "answer_index": answer_index,
         "label": _label(text),
         "id": record.id,
+        **_tags(record, tag_classes),
     }
+
+
+def _tags(record: Record, classes: Sequence[str] | None) -> dict[str, Any]:
+    """Multi-hot seen / heard tags over ``classes`` and whether the record's labels are complete for them."""
+    classes = list(classes or [])
+    index = {c: i for i, c in enumerate(classes)}
+    seen, heard = torch.zeros(len(classes)), torch.zeros(len(classes))
+    named = [o.category for o in record.objects] + [s.category for s in record.sounds if s.category != "speech"]
+    valid = bool(classes) and all(c in index for c in named)
+    if valid:
+        for o in record.objects:
+            seen[index[o.category]] = 1.0
+            if o.sounding:
+                heard[index[o.category]] = 1.0
+        for snd in record.sounds:
+            if snd.category != "speech":
+                heard[index[snd.category]] = 1.0
+    return {"seen_tags": seen, "heard_tags": heard, "tags_valid": int(valid)}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -289,14 +312,16 @@ def make_item(
 
 
 def _item_opts(*, num_frames: int, image_size: int, sample_rate: int, audio_seconds: float, frame_mode: FrameMode,
-               answers: Sequence[str] | None, root: str | Path | None) -> dict[str, Any]:
+               answers: Sequence[str] | None, root: str | Path | None,
+               tag_classes: Sequence[str] | None = None) -> dict[str, Any]:
     """The ``make_item`` options shared by both datasets, checked."""
     if num_frames < 1 or image_size < 1 or sample_rate < 1 or audio_seconds <= 0:
         raise ValueError("num_frames, image_size, sample_rate and audio_seconds must be positive")
     if frame_mode not in ("clip", "key"):
         raise ValueError(f"frame_mode must be 'clip' or 'key', got {frame_mode!r}")
     return dict(num_frames=num_frames, image_size=image_size, target_rate=sample_rate, audio_seconds=audio_seconds,
-                frame_mode=frame_mode, answers=list(answers) if answers is not None else None, root=root)
+                frame_mode=frame_mode, answers=list(answers) if answers is not None else None, root=root,
+                tag_classes=list(tag_classes) if tag_classes is not None else None)
 
 
 def _check_tasks(tasks: Sequence[str]) -> tuple[str, ...]:
@@ -329,6 +354,7 @@ class AVDataset(Dataset):
         audio_seconds: float = 5.0,
         frame_mode: FrameMode = "clip",
         answers: Sequence[str] | None = None,
+        tag_classes: Sequence[str] | None = None,
         textless: bool = True,
         load_fn: Callable[..., Any] | None = None,
     ) -> None:
@@ -339,7 +365,8 @@ class AVDataset(Dataset):
         self.audio_seconds = audio_seconds
         self.load_fn = load_fn
         self._opts = _item_opts(num_frames=num_frames, image_size=image_size, sample_rate=sample_rate,
-                                audio_seconds=audio_seconds, frame_mode=frame_mode, answers=answers, root=root)
+                                audio_seconds=audio_seconds, frame_mode=frame_mode, answers=answers, root=root,
+                                tag_classes=tag_classes)
         self.index: list[tuple[int, int]] = []  # (record, text) pairs; text -1 = none
         for r, rec in enumerate(self.records):
             picked = [j for j, t in enumerate(rec.texts) if t.task in self.tasks]
@@ -423,6 +450,7 @@ class GeneratedDataset(Dataset):
         audio_seconds: float = 5.0,
         frame_mode: FrameMode = "clip",
         answers: Sequence[str] | None = None,
+        tag_classes: Sequence[str] | None = None,
     ) -> None:
         if length < 0 or texts_per_clip < 1:
             raise ValueError("length must be >= 0 and texts_per_clip >= 1")
@@ -430,7 +458,8 @@ class GeneratedDataset(Dataset):
         self.tasks = _check_tasks(tasks)
         self.sample_rate = sample_rate
         self._opts = _item_opts(num_frames=num_frames, image_size=image_size, sample_rate=sample_rate,
-                                audio_seconds=audio_seconds, frame_mode=frame_mode, answers=answers, root=None)
+                                audio_seconds=audio_seconds, frame_mode=frame_mode, answers=answers, root=None,
+                                tag_classes=tag_classes)
 
     def __len__(self) -> int:
         return self.length * self.texts_per_clip
@@ -458,8 +487,8 @@ class GeneratedDataset(Dataset):
 # ----------------------------------------------------------------------------------------------------------------
 # Batches
 
-_STACK = ("frames", "frame_times", "box_mask", "source_box")
-_LONG = ("key_index", "audio_len", "answer_index", "label", "has_source")
+_STACK = ("frames", "frame_times", "box_mask", "source_box", "seen_tags", "heard_tags")
+_LONG = ("key_index", "audio_len", "answer_index", "label", "has_source", "tags_valid")
 _LISTS = ("boxes", "segments", "source_segments", "prompt", "answer", "task", "id")
 
 

@@ -8,7 +8,8 @@
 Batch keys (``avllm.data.collate``): frames (B, T, 3, S, S) float in [0, 1]; frame_times (B, T) s; audio (B, N)
 float32 at cfg.audio.sample_rate; audio_len (B,) samples; task list[str]; prompt/answer list[str]; input_ids,
 attention_mask, labels (B, L) from the LM's text encoder; box_mask (B, S, S) key-frame target in [0, 1]; boxes
-list[(n, 4)]; segments list[(m, 2)]; answer_index (B,) long (-1 = none).
+list[(n, 4)]; segments list[(m, 2)]; answer_index (B,) long (-1 = none); seen_tags / heard_tags (B, C) and
+tags_valid (B,) the class tags (optional).
 key_index (B,) the key frame's position among the T frames (boxes and masks refer to it).
 """
 
@@ -27,7 +28,8 @@ from avllm.heads.cad import AnswerChain, ContextualBlock, TemporalAlignment
 from avllm.heads.dense import DenseAV
 from avllm.heads.proposals import ActivityHead, BoxHead, activity_loss, box_loss, grid_centres
 from avllm.heads.qformer import CausalQFormer
-from avllm.heads.slots import JointSlotAttention
+from avllm.heads.slots import JointSlotAttention, slot_anchor_loss
+from avllm.heads.tags import TagHead, tag_loss
 from avllm.llm import AVLanguageModel, build_llm
 from avllm.textformat import GroundingCodec
 
@@ -35,10 +37,10 @@ __all__ = ["AVFeatures", "AVOutput", "AVLLM", "build_model", "ALIGN_LOSSES", "IN
 
 # Which loss terms each training stage turns on (the trainer multiplies by LossWeights).
 ALIGN_LOSSES = (
-    "slot_nce", "slot_match", "slot_div", "slot_recon", "dense_nce", "dense_disentangle", "ot", "avace",
-    "cad_temporal",
+    "slot_nce", "slot_match", "slot_div", "slot_recon", "slot_anchor", "dense_nce", "dense_disentangle", "ot",
+    "avace", "cad_temporal", "tags",
 )
-INSTRUCT_LOSSES = ("lm", "qformer_div", "cad_avqa", "box", "activity", "avace", "ot")
+INSTRUCT_LOSSES = ("lm", "qformer_div", "cad_avqa", "box", "activity", "avace", "ot", "slot_anchor", "tags")
 
 
 @dataclass
@@ -65,6 +67,8 @@ class AVFeatures:
     queries: Tensor  # (B, W*Q, D) Q-Former outputs
     img_slots: Tensor  # (B, S, D)
     aud_slots: Tensor  # (B, S, D)
+    seen_tags: Tensor | None = None  # (B, num_tags) logits: class c is visible (None without a tag head)
+    heard_tags: Tensor | None = None  # (B, num_tags) logits: class c is heard
     losses: dict[str, Tensor] = field(default_factory=dict)
 
 
@@ -128,6 +132,7 @@ class AVLLM(nn.Module):
         self.answer_chain = AnswerChain(d, cfg.cad, vocab_size=len(lm.tokenizer))
         self.box_head = BoxHead(d)
         self.activity_head = ActivityHead(d)
+        self.tag_head = TagHead(d, cfg.num_tags) if cfg.num_tags > 0 else None
         self.lm = lm
         self.codec = TokenCodec(lm.tokenizer, cfg.lm.loc_bins, cfg.lm.time_bins, cfg.lm.time_step)
         self.text_codec = GroundingCodec(cfg.lm.loc_bins, cfg.lm.time_bins, cfg.lm.time_step)
@@ -142,7 +147,8 @@ class AVLLM(nn.Module):
         self.to_lm_query = nn.Linear(d, h)
         self.to_lm_slot = nn.Linear(d, h)
         self.audio_pad = nn.Parameter(torch.zeros(h))
-        self.group_embed = nn.Parameter(torch.zeros(6, h))  # patch, audio, query, slot, box, segment
+        self.to_lm_tags = nn.Linear(max(cfg.num_tags, 1), h)
+        self.group_embed = nn.Parameter(torch.zeros(8, h))  # patch, audio, query, slot, box, segment, seen, heard
         nn.init.normal_(self.group_embed, std=0.02)
 
     # ------------------------------------------------------------------------------------------------------------
@@ -157,12 +163,13 @@ class AVLLM(nn.Module):
         *,
         key_index: Tensor | None = None,
         box_mask: Tensor | None = None,
-        segments_target: Tensor | None = None,
+        tags: tuple[Tensor, Tensor, Tensor] | None = None,
         compute_loss: bool = False,
         generator: torch.Generator | None = None,
     ) -> AVFeatures:
         """frames (B, T, 3, S, S) in [0, 1]; frame_times (B, T); audio (B, N); audio_len (B,) or None;
-        key_index (B,) the key frame's position (default T // 2); box_mask (B, S, S) key-frame target in [0, 1]."""
+        key_index (B,) the key frame's position (default T // 2); box_mask (B, S, S) key-frame target in [0, 1];
+        tags (seen (B, C), heard (B, C), valid (B,)) class-tag targets."""
         b, t = frames.shape[:2]
         tok = self.image_encoder(frames.flatten(0, 1))  # (B*T, P, Di)
         g = self.image_encoder.grid
@@ -187,8 +194,13 @@ class AVLLM(nn.Module):
         # Proposals: the audio target slot asks "where", the image target slot asks "when".
         bo = self.box_head(v_key, so.aud_slots[:, 0], grid=g)
         act = self.activity_head(a, so.img_slots[:, 0])  # (B, Ta)
+        to_ = self.tag_head(v_key, a, a_mask) if self.tag_head is not None else None
         if compute_loss:
             losses.update(so.losses)
+            if grid_box is not None and (anchor := slot_anchor_loss(so.ssl_map, grid_box)) is not None:
+                losses["slot_anchor"] = anchor
+            if to_ is not None and tags is not None and (tl := tag_loss(to_, *tags)) is not None:
+                losses["tags"] = tl
             losses.update(do.losses)
             losses["ot"] = oo.loss
             if ao.loss is not None:
@@ -203,6 +215,7 @@ class AVLLM(nn.Module):
             dense_heatmaps=do.heatmaps, dense_time=do.time_act, retrieval=do.scores,
             ot_plan=oo.plan, avace_attn=ao.attn, box=bo.box, activity=act, queries=qo.queries,
             img_slots=so.img_slots, aud_slots=so.aud_slots, losses=losses,
+            seen_tags=to_.seen if to_ is not None else None, heard_tags=to_.heard if to_ is not None else None,
         )
 
     # ------------------------------------------------------------------------------------------------------------
@@ -213,7 +226,8 @@ class AVLLM(nn.Module):
 
     def av_prefix(self, f: AVFeatures) -> Tensor:
         """(B, N, H): patch tokens with their maps and positions, audio tokens with their activations and times,
-        Q-Former queries, slots, and the box and segment proposals as location / time token embeddings."""
+        Q-Former queries, slots, the box and segment proposals as location / time token embeddings, and the seen
+        and heard class-tag probabilities (two tokens, when the model has a tag head)."""
         codec = self.codec
         b, p = f.ssl_map.shape
         dev = f.ssl_map.device
@@ -250,7 +264,11 @@ class AVLLM(nn.Module):
         box_tok = self._token_embeds(box_ids.to(dev)) + self.group_embed[4]
         seg = self.proposed_segments(f)  # (B, 2) seconds
         seg_tok = self._token_embeds(codec.time_ids(seg).to(dev)) + self.group_embed[5]
-        return torch.cat([patch, audio, queries, slots, box_tok, seg_tok], dim=1)
+        parts = [patch, audio, queries, slots, box_tok, seg_tok]
+        if f.seen_tags is not None and f.heard_tags is not None:
+            tag_tok = self.to_lm_tags(torch.stack([f.seen_tags, f.heard_tags], 1).sigmoid())  # (B, 2, H)
+            parts.append(tag_tok + self.group_embed[6:8])
+        return torch.cat(parts, dim=1)
 
     @staticmethod
     def key_frame(f: AVFeatures) -> Tensor:
@@ -292,7 +310,7 @@ class AVLLM(nn.Module):
         f = self.encode(
             batch["frames"], batch["frame_times"], batch["audio"], batch.get("audio_len"),
             key_index=batch.get("key_index"), box_mask=batch.get("box_mask"), compute_loss=has_targets,
-            generator=generator,
+            tags=_batch_tags(batch), generator=generator,
         )
         losses = dict(f.losses)
         lm_logits = avqa_logits = None
@@ -377,6 +395,13 @@ class AVLLM(nn.Module):
             q["input_ids"].to(dev), q["attention_mask"].to(dev).bool(), self.key_frame(f), f.aud, f.aud_mask,
             answer_index=answer_index,
         )
+
+
+def _batch_tags(batch: dict) -> tuple[Tensor, Tensor, Tensor] | None:
+    """(seen (B, C), heard (B, C), valid (B,) bool) from a batch that carries class tags, else None."""
+    if "seen_tags" not in batch or batch["seen_tags"].shape[-1] == 0:
+        return None
+    return batch["seen_tags"], batch["heard_tags"], batch["tags_valid"].bool()
 
 
 def build_model(cfg: ModelConfig, tokenizer=None) -> AVLLM:

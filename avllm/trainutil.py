@@ -32,6 +32,7 @@ class TrainingData:
         opts: dict[str, Any] = dict(
             tasks=tasks, seed=cfg.seed, num_frames=model_cfg.num_frames, image_size=model_cfg.image.image_size,
             sample_rate=model_cfg.audio.sample_rate, audio_seconds=model_cfg.audio.window_seconds, answers=ANSWERS,
+            tag_classes=CLASS_NAMES,
         )
         if cfg.data:
             records = read_any(cfg.data)

@@ -14,7 +14,7 @@ from model_factory import synth_batch, tiny_model
 
 ALL_TERMS = {
     "lm", "slot_nce", "slot_match", "slot_div", "slot_recon", "dense_nce", "dense_disentangle", "ot", "avace",
-    "qformer_div", "cad_temporal", "cad_avqa", "box", "activity",
+    "qformer_div", "cad_temporal", "cad_avqa", "box", "activity", "slot_anchor", "tags",
 }
 
 # loss term -> parameter name prefixes that must receive a non-zero gradient from it alone
@@ -32,6 +32,8 @@ REACHES = {
     "cad_avqa": ("answer_chain.",),
     "box": ("box_head.",),
     "activity": ("activity_head.",),
+    "slot_anchor": ("slots.", "img_proj.", "aud_proj.", "image_encoder.", "audio_encoder."),
+    "tags": ("tag_head.", "img_proj.", "aud_proj.", "image_encoder.", "audio_encoder."),
 }
 # ... and parameter prefixes that must get nothing from it
 NEVER = {
@@ -41,6 +43,8 @@ NEVER = {
     "avace": ("lm.", "dense.", "slots."),
     "cad_avqa": ("lm.", "dense.", "box_head."),
     "box": ("lm.", "dense.", "answer_chain."),
+    "slot_anchor": ("lm.", "dense.", "avace.", "box_head.", "tag_head."),
+    "tags": ("lm.", "slots.", "dense.", "box_head."),
 }
 
 
@@ -128,12 +132,14 @@ def test_prefix_carries_proposals(model, batch):
                          key_index=batch["key_index"])
         prefix = model.av_prefix(f)
         n_patch, n_aud, n_q = 64, f.aud.shape[1], f.queries.shape[1]
-        assert prefix.shape[1] == n_patch + n_aud + n_q + 4 + 4 + 2
+        assert prefix.shape[1] == n_patch + n_aud + n_q + 4 + 4 + 2 + 2  # ... + seen / heard tag tokens
         emb = model.lm.lm.get_input_embeddings()
         box_ids = model.codec.loc_ids(f.box.view(-1, 2, 2)).view(-1, 4)
         start = n_patch + n_aud + n_q + 4
         expect = emb(box_ids) + model.group_embed[4]
         assert torch.allclose(prefix[:, start : start + 4], expect, atol=1e-6)
+        probs = torch.stack([f.seen_tags, f.heard_tags], 1).sigmoid()  # (B, 2, num_tags)
+        assert torch.allclose(prefix[:, -2:], model.to_lm_tags(probs) + model.group_embed[6:8], atol=1e-6)
     model.train()
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "target_infonce",
     "attention_matching",
     "random_token_keep",
+    "slot_anchor_loss",
 ]
 
 
@@ -182,6 +183,25 @@ def attention_matching(cross: Tensor, intra: Tensor, valid: Tensor | None = None
         return diff.mean()
     w = valid.to(diff.dtype)
     return (diff * w).sum() / w.sum().clamp_min(1.0)
+
+
+def slot_anchor_loss(ssl_map: Tensor, target: Tensor, eps: float = 1e-4) -> Tensor | None:
+    """Binary cross-entropy of the target slot's map against the SSL target on the patch grid -> scalar, or None.
+
+    ssl_map: (B, P) in [0, 1], the target slot's share of each patch; target: (B, P) in [0, 1], the fraction of each
+    patch covered by sounding visible objects. Samples with an empty target (nothing visible sounds) are left out;
+    None when no sample has one.
+
+    JSA itself is self-supervised, and both slots are interchangeable up to their learned initial vectors: nothing
+    in its losses says which one holds the object. From scratch on a small world we found the roles swapped (slot 0
+    on the background in every image). Where the training data carries the SSL target (the synthetic world does, as
+    MEERKAT's grounding data carries boxes), this term fixes the identity: slot 0 is what sounds and is seen.
+    """
+    valid = target.flatten(1).sum(1) > 0  # (B,)
+    if not bool(valid.any()):
+        return None
+    p = ssl_map[valid].clamp(eps, 1.0 - eps)
+    return F.binary_cross_entropy(p, target[valid].to(p.dtype))
 
 
 class JointSlotAttention(nn.Module):
