@@ -372,6 +372,7 @@ class TrainConfig(Config):
     data: str = ""  # a manifest to train from instead of the in-memory synthetic world
     tokenizer_clips: int = 400  # synthetic clips whose texts train the tiny preset's BPE tokenizer
     max_minutes: float = 0.0  # stop with a final checkpoint once this much wall time has passed (0 = no limit)
+    stop_after: int = 0  # stop with a checkpoint at this step, the schedule still planned for `steps` (0 = run on)
     log_every: int = 10
     ckpt_every: int = 200
     out_dir: str = "runs/tiny"

@@ -50,6 +50,7 @@ __all__ = [
     "AVDataset",
     "GeneratedDataset",
     "make_item",
+    "class_tags",
     "collate",
     "rasterize_boxes",
     "select_frames",
@@ -285,11 +286,11 @@ def make_item(
         "answer_index": answer_index,
         "label": _label(text),
         "id": record.id,
-        **_tags(record, tag_classes),
+        **class_tags(record, tag_classes),
     }
 
 
-def _tags(record: Record, classes: Sequence[str] | None) -> dict[str, Any]:
+def class_tags(record: Record, classes: Sequence[str] | None) -> dict[str, Any]:
     """Multi-hot seen / heard tags over ``classes`` and whether the record's labels are complete for them."""
     classes = list(classes or [])
     index = {c: i for i, c in enumerate(classes)}

@@ -11,6 +11,7 @@ every clip once, asks the language model every text sample of the clip, and comp
   ground.acc50 temporal.miou temporal.r1_50 factcheck.acc avqa.acc avqa.acc.<kind> caption.fact_recall
   caption.bleu4, plus the proposal heads' own figures (ground.proposal.acc50, temporal.proposal.miou) and the CAD
   answer chain (avqa.chain.acc)
+  tags.seen.acc tags.heard.acc tags.seen.label_acc tags.heard.label_acc  (class-tag head: exact sets, per label)
   baseline.center.* baseline.random.* baseline.question_only.* baseline.audio_only.* baseline.image_only.*
 """
 
@@ -32,7 +33,7 @@ from PIL import Image
 
 from avllm import metrics as M
 from avllm.checkpoint import CheckpointError, load
-from avllm.data import DataError, make_item, read_manifest
+from avllm.data import DataError, class_tags, make_item, read_manifest
 from avllm.media import MediaError, load_clip
 from avllm.model import AVLLM, AVFeatures
 from avllm.predictor import map_to_box
@@ -157,6 +158,7 @@ def evaluate(
     ssl_maps, ssl_gts, seg_maps, seg_gts, seg_cls = [], [], [], [], []
     other_maps: dict[str, list[np.ndarray]] = defaultdict(list)  # the other heads' maps, scored the same way
     keys_v, keys_a, keys_m = [], [], []
+    tag_rows: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)  # seen/heard -> (pred, truth)
     gen: dict[str, list] = defaultdict(list)  # task -> [(record, text, answer, extras)]
     blind: dict[str, list] = defaultdict(list)  # "audio_only:avqa" -> [(text, answer)]
     bar = tqdm(total=len(records), disable=not progress, desc="evaluate", dynamic_ncols=True)
@@ -180,6 +182,13 @@ def evaluate(
                 seg_maps.append(f.dense_heatmaps[i, 0].float().cpu().numpy())
                 seg_gts.append(_gt_mask(r, root) > 0)
                 seg_cls.append(next((o.category for o in r.objects if o.sounding), "none"))
+        if f.seen_tags is not None:
+            c = len(CLASS_NAMES)
+            for i, r in enumerate(recs):
+                truth = class_tags(r, CLASS_NAMES)
+                if truth["tags_valid"]:
+                    for name, logits in (("seen", f.seen_tags), ("heard", f.heard_tags)):
+                        tag_rows[name].append(((logits[i, :c] > 0).cpu().numpy(), truth[f"{name}_tags"].numpy() > 0))
         keys_v.append(model.key_frame(f).cpu())
         keys_a.append(f.aud.cpu())
         keys_m.append(f.aud_mask.cpu())
@@ -230,6 +239,10 @@ def evaluate(
         out["seg.sound.fscore"] = M.avsbench_fscore(probs, gts, is_logits=False)
         d = M.dense_seg_metrics(probs, gts, seg_cls)
         out["seg.sound.ap"], out["seg.sound.iou"] = d.get("ap", float("nan")), d.get("iou", float("nan"))
+    for name, rows_t in tag_rows.items():  # the class-tag head: exact set, and each (clip, class) decision
+        pred, truth = np.stack([r[0] for r in rows_t]), np.stack([r[1] for r in rows_t])
+        out[f"tags.{name}.acc"] = float((pred == truth).all(1).mean())
+        out[f"tags.{name}.label_acc"] = float((pred == truth).mean())
     # --- retrieval over the first `candidates` clips
     v, a, m = torch.cat(keys_v), torch.cat(keys_a), torch.cat(keys_m)
     n = min(candidates, v.shape[0])
@@ -317,7 +330,7 @@ SUMMARY = (
     ("temporal.miou", "baseline.whole_clip.temporal.miou", "baseline.random.temporal.miou"),
     ("factcheck.acc", "baseline.question_only.factcheck.acc", "baseline.random.factcheck.acc"),
     ("avqa.acc", "baseline.question_only.avqa.acc", "baseline.random.avqa.acc"),
-    ("caption.fact_recall", None, None),
+    ("caption.fact_recall", None, None), ("tags.seen.acc", None, None), ("tags.heard.acc", None, None),
 )
 
 

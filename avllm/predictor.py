@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from avllm.data import select_frames
 from avllm.media import Clip
 from avllm.model import AVLLM, AVFeatures
-from avllm.synth import ANSWERS
+from avllm.synth import ANSWERS, CLASS_NAMES
 from avllm.textformat import parse_display
 
 __all__ = ["PROMPTS", "TextAnswer", "Prediction", "Predictor", "map_to_box"]
@@ -62,6 +62,7 @@ class Prediction:
     curves: dict[str, list]  # name -> values over audio time; "times" holds the seconds
     timings: dict[str, float]  # seconds per stage
     notes: list[str] = field(default_factory=list)
+    tags: dict[str, dict[str, float]] = field(default_factory=dict)  # "seen" / "heard" -> class -> probability
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -235,6 +236,20 @@ class Predictor:
         lo, hi = m.min(), m.max()
         return (m - lo) / (hi - lo) if hi - lo > 1e-8 else np.zeros_like(m)
 
+    @torch.no_grad()
+    def tags(self, min_prob: float = 0.05) -> dict[str, dict[str, float]]:
+        """The class-tag head's probabilities: {"seen": {class: p}, "heard": {class: p}}, classes of the synthetic
+        world at or above ``min_prob``, most likely first; {} for a model without the head."""
+        f = self._need()
+        if f.seen_tags is None or f.heard_tags is None:
+            return {}
+        out = {}
+        for name, logits in (("seen", f.seen_tags), ("heard", f.heard_tags)):
+            probs = torch.sigmoid(logits[0, : len(CLASS_NAMES)].float()).cpu().tolist()
+            ranked = sorted(zip(CLASS_NAMES, probs), key=lambda cp: -cp[1])
+            out[name] = {c: round(p, 3) for c, p in ranked if p >= min_prob}
+        return out
+
     def predict(self, claim: str | None = None, question: str | None = None, max_new_tokens: int = 60) -> Prediction:
         """Every task on the current clip: grounding, temporal localization, caption, and the fact-check of
         ``claim`` / the AVQA answer to ``question`` when given, plus the head outputs (maps, proposals)."""
@@ -268,4 +283,5 @@ class Predictor:
             curves=curves,
             timings={k: round(v, 4) for k, v in timings.items()},
             notes=list(self.clip.flags.notes),
+            tags=self.tags(),
         )

@@ -376,6 +376,10 @@ def answers_markdown(pred: Prediction, record: Record | None = None) -> str:
     extra.append(f"- proposal head: box [{box}], segment {s0:.2f}–{s1:.2f} s")
     if pred.ssl_box is not None:
         extra.append("- SSL map box: [" + ", ".join(f"{v:.2f}" for v in pred.ssl_box) + "]")
+    for name, title in (("seen", "seen"), ("heard", "heard")):
+        likely = [f"{c} {p:.2f}" for c, p in pred.tags.get(name, {}).items() if p >= 0.5]
+        if name in pred.tags:
+            extra.append(f"- class tags, {title}: " + (", ".join(likely) if likely else "none above 0.5"))
     return "\n".join(rows + [""] + extra)
 
 

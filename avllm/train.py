@@ -240,7 +240,8 @@ class Trainer:
         last = None
         t0 = time.time()
         started = time.time()
-        while self.step < cfg.steps:
+        end = min(cfg.steps, cfg.stop_after) if cfg.stop_after > 0 else cfg.steps
+        while self.step < end:
             if cfg.max_minutes and time.time() - started > cfg.max_minutes * 60:
                 print(f"time budget of {cfg.max_minutes} min reached at step {self.step}", file=sys.stderr)
                 break

@@ -23,6 +23,7 @@ from avllm import predict, render
 from avllm.checkpoint import CheckpointError, save
 from avllm.media import write_audio, write_video
 from avllm.record import ObjectAnn, Record, TextSample
+from avllm.synth import CLASS_NAMES
 
 REPO = Path(__file__).resolve().parent.parent
 SR = 48000
@@ -58,6 +59,12 @@ def test_cli_writes_every_file(ckpt, clip_path, tmp_path, capsys):
     assert doc["media"]["source"] == "square.mp4" and doc["media"]["frames"] == 12
     assert set(doc["prediction"]["answers"]) == {"ground", "temporal", "caption", "factcheck", "avqa"}
     assert "ground_truth" not in doc
+    tags = doc["prediction"]["tags"]  # the class-tag head: probabilities, most likely first
+    assert set(tags) == {"seen", "heard"}
+    for probs in tags.values():
+        values = list(probs.values())
+        assert set(probs) <= set(CLASS_NAMES) and values == sorted(values, reverse=True)
+        assert all(0.05 <= v <= 1.0 for v in values)
     printed = capsys.readouterr().out
     assert re.search(r"square\.mp4: 1\.5\d s, 12 frames", printed)  # AAC may add a few ms
     assert "Fact-check:" in printed and "wrote 8 images" in printed

@@ -3,6 +3,7 @@ checkpoint intact, and both launch paths (plain and a 2-process ``accelerate lau
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -54,6 +55,21 @@ def test_resume_is_exact(tmp_path):
     assert not diff, f"{len(diff)} tensors differ, e.g. {diff[:3]}"
     log = (tmp_path / "b" / "log.jsonl").read_text().splitlines()
     assert len(log) == 4 and '"lm"' in log[0] and '"lr"' in log[0]
+
+
+def test_stop_after_cuts_the_same_schedule(tmp_path):
+    # An ablation stopped at step k of an n-step schedule is the n-step run's step k: same lr at every step.
+    straight = Trainer(_cfg(tmp_path / "a", 4), progress=False)
+    straight.fit()
+    cut = Trainer(_cfg(tmp_path / "b", 4, stop_after=2), progress=False)
+    last = cut.fit()
+    assert cut.step == 2 and last.name == "step_0000002"
+    resumed = Trainer(_cfg(tmp_path / "b", 4), resume=True, progress=False)
+    resumed.fit()
+    a, b = straight.raw_model.state_dict(), resumed.raw_model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert lrs == [json.loads(line)["lr"] for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
 
 
 def test_nan_stops_with_names_and_keeps_last_checkpoint(tmp_path, monkeypatch):
