@@ -606,3 +606,14 @@ def test_write_video_then_load_keeps_frames_size_and_rate(tmp_path, t, h, w, fps
     assert clip.frames.shape[1:] == (h + h % 2, w + w % 2, 3)
     assert clip.has_audio == with_audio
     assert_colour(clip.frames[-1], colour, tol=6)
+
+
+def test_codec_padding_is_neither_audio_nor_a_cut(tmp_path):
+    # AAC codes whole frames of 1024 samples: a 2 s track at 48 kHz decodes to 2.005 s unless the padding is dropped
+    path = mf.make_video(tmp_path / "v.mp4", colors=(mf.RED, mf.GREEN), fps=8)  # 2 s with a tone
+    clip = load_clip(path, sample_rate=48000)
+    assert clip.audio.shape[0] == 96000 and clip.duration == 2.0 and not clip.flags.truncated
+    clip = load_clip(path, sample_rate=48000, max_seconds=2.0)  # the limit at the declared end cuts nothing
+    assert clip.audio.shape[0] == 96000 and not clip.flags.truncated
+    clip = load_clip(path, sample_rate=48000, max_seconds=1.5)
+    assert clip.audio.shape[0] == 72000 and clip.flags.truncated
