@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
@@ -67,6 +68,22 @@ def media_paths(record: Record) -> list[str]:
     return paths
 
 
+def _is_file(p: Path) -> bool:
+    """``p.is_file()``, False rather than OSError for a name the file system refuses (too long, say)."""
+    try:
+        return p.is_file()
+    except OSError:
+        return False
+
+
+def _is_dir(p: Path) -> bool:
+    """``p.is_dir()``, False rather than OSError for a name the file system refuses (too long, say)."""
+    try:
+        return p.is_dir()
+    except OSError:
+        return False
+
+
 def _resolve(path: str, root: Path | None) -> Path:
     p = Path(path)
     return p if p.is_absolute() or root is None else root / p
@@ -77,7 +94,7 @@ def check_media(record: Record, root: str | Path | None = None, *, where: str = 
     base = Path(root) if root is not None else None
     for p in media_paths(record):
         full = _resolve(p, base)
-        if not full.is_file():
+        if not _is_file(full):
             at = f" ({where})" if where else ""
             raise DataError(f"media file not found: {full} (record {record.id!r}{at})")
 
@@ -104,12 +121,21 @@ def _find(root: Path, dirs: Sequence[str], stem: str, exts: Sequence[str]) -> st
     for d in dirs:
         for e in exts:
             p = root / d / f"{stem}{e}"
-            if p.is_file():
+            if _is_file(p):
                 return str(p.resolve())
     for d in dirs:
-        if (root / d).is_dir():
+        if _is_dir(root / d):
             return str((root / d / f"{stem}{exts[0]}").resolve())
     return str((root / f"{stem}{exts[0]}").resolve())
+
+
+def _media_name(value: Any, where: str) -> str:
+    """``str(value)`` for a file name or path taken from a dataset file; DataError (naming ``where``) when it holds
+    a NUL character, which no file name can."""
+    name = str(value)
+    if "\0" in name:
+        raise DataError(f"{where}: the file name {name!r} contains a NUL character")
+    return name
 
 
 def _load_json(path: Path) -> Any:
@@ -117,8 +143,12 @@ def _load_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"file not found: {path}") from None
+    except OSError as e:  # a folder, no permission
+        raise DataError(f"cannot read {path}: {e}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"{path} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise DataError(f"{path} is not valid JSON: nested too deeply") from None
 
 
 def _finish(records: list[Record], check: bool, where: Path) -> list[Record]:
@@ -140,19 +170,26 @@ def read_manifest(path: str | Path, *, check_files: bool = False, resolve_paths:
     """
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"manifest not found: {path}") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not UTF-8 text: {e}") from None
+    except OSError as e:  # a folder, no permission
+        raise DataError(f"cannot read manifest {path}: {e}") from None
     records = []
-    for n, line in enumerate(lines, start=1):
+    # Lines end at "\n" only: JSON strings may hold U+0085, U+2028 and U+2029 raw, which str.splitlines() splits at.
+    for n, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}:{n}: not UTF-8 text: {e}") from None
         if not line.strip():
             continue
         try:
             rec = Record.from_json(line)
         except (ValueError, TypeError, KeyError, AttributeError) as e:
             raise DataError(f"{path}:{n}: bad record: {e}") from None
+        except RecursionError:
+            raise DataError(f"{path}:{n}: bad record: JSON nested too deeply") from None
         if check_files:
             check_media(rec, path.parent, where=f"{path}:{n}")
         if resolve_paths:
@@ -207,13 +244,13 @@ def read_vggss(
             raise DataError(f"{path}: entry {i} is not a {{'file', 'bbox'}} object: {str(item)[:120]}")
     try:
         coords = [float(v) for item in data for b in item.get("bbox", []) for v in b]
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:  # OverflowError: an integer too large for a float
         raise DataError(f"{path}: a box is not a list of numbers: {e}") from None
     units = box_units if box_units != "auto" else ("pixels" if coords and max(coords) > 1.5 else "normalised")
     scale = float(image_size) if units == "pixels" else 1.0
     records = []
     for i, item in enumerate(data):
-        fid = str(item["file"])
+        fid = _media_name(item["file"], f"{path}: entry {i}")
         boxes, dropped = [], 0
         for b in item.get("bbox", []):
             if len(b) != 4:
@@ -239,10 +276,12 @@ def read_vggss(
 
 
 def _xml_num(el: ET.Element | None) -> float | None:
+    """The element's text as a finite number; None when absent, not a number, nan or infinite."""
     try:
-        return float(el.text) if el is not None and el.text is not None else None
+        v = float(el.text) if el is not None and el.text is not None else None
     except ValueError:
         return None
+    return v if v is not None and math.isfinite(v) else None
 
 
 def _flickr_boxes(xml_path: Path) -> tuple[list[list[float]], list[int], tuple[float, float] | None]:
@@ -326,7 +365,7 @@ def _frame_index(p: Path) -> int:
 
 def _numbered(folder: Path, vid: str, exts: Sequence[str]) -> list[Path]:
     """Files ``<vid>_<k><ext>`` in ``folder`` (none when it does not exist)."""
-    if not folder.is_dir():
+    if not _is_dir(folder):
         return []
     return [p for p in folder.iterdir() if p.stem.startswith(vid + "_") and p.suffix.lower() in exts
             and _frame_index(p) >= 1]
@@ -353,11 +392,14 @@ def read_avsbench(
     meta_csv = next((p for p in (root / "s4_meta_data.csv", *root.glob("*/s4_meta_data.csv")) if p.is_file()), None)
     if meta_csv is None:
         raise DataError(f"no s4_meta_data.csv in {root}")
-    with meta_csv.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with meta_csv.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{meta_csv} is not a readable UTF-8 CSV file: {e}") from None
     need = {"name", "category", "split"}
-    if rows and not need <= set(rows[0]):
-        raise DataError(f"{meta_csv} needs columns {sorted(need)}, has {sorted(rows[0])}")
+    if rows and not need <= set(rows[0]):  # (a row longer than the header adds the key None)
+        raise DataError(f"{meta_csv} needs columns {sorted(need)}, has {sorted(str(k) for k in rows[0])}")
     base = meta_csv.parent
     frames_root = base / "visual_frames" if (base / "visual_frames").is_dir() else base
     records = []
@@ -397,7 +439,7 @@ def _json_list(value: Any) -> list:
     if isinstance(value, str):
         try:
             got = json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return [value]
         return got if isinstance(got, list) else [got]
     return []
@@ -429,6 +471,8 @@ def read_musicavqa(
     for i, q in enumerate(data):
         if not isinstance(q, dict) or "video_id" not in q or "question_content" not in q:
             raise DataError(f"{path}: entry {i} lacks video_id or question_content")
+        if not isinstance(q["question_content"], str):
+            raise DataError(f"{path}: entry {i}: question_content is not a string")
         answer = q.get("anser", q.get("answer"))
         if answer is None:
             raise DataError(f"{path}: entry {i} (question {q.get('question_id')}) has no 'anser' / 'answer'")
@@ -443,7 +487,7 @@ def read_musicavqa(
         kind = qtype[-1].lower() if qtype else ""
         if kind not in AVQA_KINDS:
             kind = "other"
-        vid = str(q["video_id"])
+        vid = _media_name(q["video_id"], f"{path}: entry {i}")
         rec = by_video.get(vid)
         if rec is None:
             rec = by_video[vid] = Record(
@@ -507,7 +551,8 @@ def read_instruct(
                 meta = {"turn": len(texts)} | ({"task": orig} if orig else {})
                 texts.append(TextSample(task=task, prompt=pending, answer=str(turn["value"]).strip(), meta=meta))
                 pending = None
-        media = {k: str(_resolve(str(item[k]), base).resolve()) for k in ("video", "image", "audio") if item.get(k)}
+        media = {k: str(_resolve(_media_name(item[k], f"{path}: entry {i} ({rid})"), base).resolve())
+                 for k in ("video", "image", "audio") if item.get(k)}
         records.append(Record(id=rid, source="instruct", split=split, texts=texts, **media))
     return _finish(records, check_files, path)
 

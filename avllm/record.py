@@ -90,16 +90,28 @@ class Record:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Record:
+        """The record of a JSON object. Raises ValueError (unknown or missing fields, a bad task) or TypeError (a
+        field of the wrong JSON type, named), so that a damaged manifest line fails here, not later."""
+        if not isinstance(d, dict):
+            raise TypeError(f"a record is a JSON object, got {_json_type(d)}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown record field(s): {', '.join(unknown)}")
         if "id" not in d or "source" not in d:
             raise ValueError("a record needs 'id' and 'source'")
+        _check_types("record", d, _RECORD_TYPES)
+        _check_items("record field 'frame_masks'", d.get("frame_masks", []), _STR)
+        _check_items("record field 'ssl_boxes'", d.get("ssl_boxes", []), _LIST)
+        if "frames" in d.get("meta", {}):  # media paths too (readers resolve them)
+            _check_items("record field 'meta'['frames']", d["meta"]["frames"], _STR)
         d = dict(d)
-        d["objects"] = [ObjectAnn(**o) for o in d.get("objects", [])]
-        d["sounds"] = [SoundAnn(**s) for s in d.get("sounds", [])]
-        d["texts"] = [TextSample(**t) for t in d.get("texts", [])]
+        for name, kind, types in (("objects", ObjectAnn, _OBJECT_TYPES), ("sounds", SoundAnn, _SOUND_TYPES),
+                                  ("texts", TextSample, _TEXT_TYPES)):  # fmt: skip
+            items = d.get(name, [])
+            for i, item in enumerate(items):
+                _check_types(f"record field {name!r}[{i}]", item, types)
+            d[name] = [kind(**item) for item in items]
         return cls(**d)
 
     @classmethod
@@ -108,3 +120,65 @@ class Record:
 
     def texts_for(self, task: str) -> list[TextSample]:
         return [t for t in self.texts if t.task == task]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The JSON type of each field (what ``Record.from_dict`` accepts)
+
+_STR, _OPT_STR, _NUM, _OPT_NUM, _INT, _BOOL, _LIST, _DICT = (
+    "a string", "a string or null", "a number", "a number or null", "an integer", "true or false", "a list",
+    "an object",
+)  # fmt: skip
+_RECORD_TYPES = {
+    "id": _STR, "source": _STR, "video": _OPT_STR, "image": _OPT_STR, "audio": _OPT_STR, "duration": _NUM,
+    "key_time": _NUM, "width": _INT, "height": _INT, "objects": _LIST, "sounds": _LIST, "ssl_boxes": _LIST,
+    "ssl_mask": _OPT_STR, "frame_masks": _LIST, "texts": _LIST, "split": _STR, "meta": _DICT,
+}  # fmt: skip
+_OBJECT_TYPES = {
+    "category": _STR, "box": _LIST, "sounding": _BOOL, "segments": _LIST, "frame_boxes": _LIST,
+    "loudness_db": _OPT_NUM, "mask": _OPT_STR, "attrs": _DICT,
+}  # fmt: skip
+_SOUND_TYPES = {"category": _STR, "segments": _LIST, "loudness_db": _OPT_NUM, "text": _OPT_STR}
+_TEXT_TYPES = {"task": _STR, "prompt": _STR, "answer": _STR, "meta": _DICT}
+
+
+def _json_type(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    return {str: "a string", list: "a list", dict: "an object"}.get(type(v), type(v).__name__)
+
+
+def _has_type(v: Any, want: str) -> bool:
+    if v is None:
+        return want in (_OPT_STR, _OPT_NUM)
+    if want in (_STR, _OPT_STR):
+        return isinstance(v, str)
+    if want in (_NUM, _OPT_NUM):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if want == _INT:
+        return isinstance(v, int) and not isinstance(v, bool)
+    if want == _BOOL:
+        return isinstance(v, bool)
+    return isinstance(v, list if want == _LIST else dict)
+
+
+def _check_types(what: str, d: Any, types: dict[str, str]) -> None:
+    """Raise TypeError unless ``d`` is an object whose fields named in ``types`` have those JSON types."""
+    if not isinstance(d, dict):
+        raise TypeError(f"{what} must be an object, got {_json_type(d)}")
+    for name, want in types.items():
+        if name in d and not _has_type(d[name], want):
+            raise TypeError(f"{what}: field {name!r} must be {want}, got {_json_type(d[name])}")
+
+
+def _check_items(what: str, items: Any, want: str) -> None:
+    """Raise TypeError unless ``items`` is a list whose every element has the JSON type ``want``."""
+    if not isinstance(items, list):
+        raise TypeError(f"{what} must be a list, got {_json_type(items)}")
+    for i, v in enumerate(items):
+        if not _has_type(v, want):
+            raise TypeError(f"{what}[{i}] must be {want}, got {_json_type(v)}")
