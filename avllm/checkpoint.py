@@ -11,6 +11,7 @@ keys, and says which tensor has the wrong shape.
 from __future__ import annotations
 
 import json
+import glob
 import os
 import shutil
 import tempfile
@@ -90,6 +91,10 @@ def save(
         os.replace(tmp, path)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+        # Leftovers of earlier writes of this name that were killed before their rename (kill -9 mid-save).
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -72,6 +72,18 @@ def test_atomic_write_keeps_the_old_checkpoint(saved, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary directory left behind
 
 
+def test_save_clears_what_a_killed_write_of_the_same_name_left(saved, tmp_path):
+    model, _ = saved
+    killed = tmp_path / ".ckpt.k1ll3d"  # what kill -9 leaves mid-save: the temporary folder, never renamed
+    killed.mkdir()
+    (killed / checkpoint.WEIGHTS).write_bytes(b"half")
+    other = tmp_path / ".other.k1ll3d"  # another checkpoint's leftover is not this save's business
+    other.mkdir()
+    checkpoint.save(model, tmp_path / "ckpt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.k1ll3d", "ckpt"]
+    checkpoint.load(tmp_path / "ckpt")
+
+
 def test_missing_and_not_a_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         checkpoint.load(tmp_path / "nope")

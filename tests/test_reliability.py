@@ -164,6 +164,8 @@ def _kill_and_resume(run: Path, tmp: Path) -> dict:
     text = _finish(_start(resume, tmp / "resume.log"), tmp / "resume.log")
     assert f"done: step {STEPS}" in text
     assert _check_no_partial(run) == STEPS
+    # the resumed run rewrote checkpoint KILL_AT and cleared what the killed write of that name left behind
+    assert not [n for n in _hidden(run) if n.startswith(prefix)], sorted(_hidden(run))
     return {"finished": finished, "latest": latest, "leftovers": leftovers}
 
 
