@@ -498,7 +498,7 @@ def draw_boxes(
         s = min_side / min(h, w)
         img = cv2.resize(img, (int(round(w * s)), int(round(h * s))), interpolation=cv2.INTER_CUBIC)
         h, w = img.shape[:2]
-    img = np.ascontiguousarray(img)
+    img = np.array(img)  # a copy: never draw into the caller's frame (a still image's frames are a read-only view)
     short = min(h, w)
     thick = max(2, int(round(short / 160)))
     scale = max(0.45, short / 700)

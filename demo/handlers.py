@@ -124,6 +124,27 @@ class AnalyzeResult(NamedTuple):
 # Inputs and media info
 
 
+def pass_unreadable_images(image: gr.Image) -> gr.Image:
+    """Make the image upload hand ``analyze`` its file even when PIL cannot open it; returns the same component.
+
+    ``gr.Image`` opens every upload with PIL before the handler runs, so a damaged file or a video named .png would
+    fail there, with Gradio's multi-line message and the server's temporary path. Passed on, the file is refused by
+    ``load_image`` in words ("image file 'x.png' is damaged or not an image"). Wraps the component's own
+    ``preprocess`` (a subclass would make Gradio write a stub file next to this module)."""
+    preprocess = image.preprocess
+
+    def lenient(payload):
+        try:
+            return preprocess(payload)
+        except Exception:  # whatever PIL says, load_image says it readably
+            if image.type != "filepath" or payload is None or not getattr(payload, "path", None):
+                raise
+            return str(payload.path)
+
+    image.preprocess = lenient
+    return image
+
+
 def load_inputs(
     video: str | None, image: str | None, audio: str | None, cfg: MediaConfig
 ) -> tuple[Clip, list[str]]:

@@ -66,9 +66,9 @@ def build_demo(examples_dir: str | Path = EXAMPLES_DIR, checkpoint: str | None =
                 with gr.Tab("Video"):
                     video = gr.Video(label="Video clip", sources=["upload"], elem_id="video-input")
                 with gr.Tab("Image + audio"):
-                    image = gr.Image(
+                    image = handlers.pass_unreadable_images(gr.Image(
                         label="Image", sources=["upload"], type="filepath", image_mode=None, elem_id="image-input"
-                    )
+                    ))
                     audio = gr.Audio(label="Audio", sources=["upload"], type="filepath", elem_id="audio-input")
                 ckpt = gr.Dropdown(
                     choices=checkpoint_choices(start), value=start, allow_custom_value=True, label="Checkpoint",

@@ -205,3 +205,21 @@ def zip_archive(path: str | Path) -> Path:
     with zipfile.ZipFile(str(path), "w") as z:
         z.writestr("notes.txt", "not a video " * 500)
     return Path(path)
+
+
+def subtitle_only_mkv(path: str | Path) -> Path:
+    """A Matroska file whose only track is WebVTT subtitles (remuxed by PyAV from a WebVTT text)."""
+    import av
+
+    path = Path(path)
+    vtt = path.with_suffix(".vtt")
+    vtt.write_text("WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nhello\n\n00:00:01.000 --> 00:00:02.000\nbye\n")
+    with av.open(str(vtt)) as src, av.open(str(path), "w", format="matroska") as out:
+        stream = out.add_stream_from_template(src.streams.subtitles[0])
+        for packet in src.demux(src.streams.subtitles[0]):
+            if packet.dts is None:  # the flush packet
+                continue
+            packet.stream = stream
+            out.mux(packet)
+    vtt.unlink()
+    return path
