@@ -244,7 +244,7 @@ def _declared_end(stream, rate: int) -> tuple[int | None, int]:
     pad = int(stream.codec_context.frame_size or 0)
     if pad <= 0 or not stream.duration or stream.time_base is None or stream.start_time not in (None, 0):
         return None, 0
-    return int(round(stream.duration * stream.time_base * rate)), pad
+    return round(stream.duration * stream.time_base * rate), pad  # a Fraction: round() gives an int
 
 
 def _drain(stream) -> list:

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--src-fps", type=float, default=24.0, help="frame rate of the written clips")
     parser.add_argument("--hd-seconds", type=float, default=10.0, help="length of the 1280x720 clip")
     parser.add_argument("--max-side", type=int, default=640, help="our loader's max_side (the demo's: 640)")
-    parser.add_argument("--profile", action="store_true", help="cProfile our decode of the longest clip")
+    parser.add_argument("--profile", action="store_true", help="cProfile the decode of the 60 s and the 720p clip")
     parser.add_argument("--keep", type=Path, default=None, help="write the clips here and keep them")
     parser.add_argument("--compare-with", type=Path, default=None,
                         help="another media.py (e.g. `git show REV:avllm/media.py > old.py`), timed as one more row")
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     clips = [make_clip(folder, s, 224, False, args.src_fps) for s in (5.0, 30.0, 60.0)]
     clips.append(make_clip(folder, args.hd_seconds, 720, True, args.src_fps))
-    version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split()[2]
+    version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, check=True).stdout.split()[2]
     print(f"clips written in {time.perf_counter() - t0:.1f} s to {folder}; source {args.src_fps:g} fps; "
           f"CPUs: {os.cpu_count()}; ffmpeg {version}; avllm.media from {Path(media.__file__).parent}")
 
@@ -153,16 +153,17 @@ def main(argv: list[str] | None = None) -> None:
             same = old.frames.shape == clip.frames.shape and np.array_equal(old.frames, clip.frames)
             check += f"; {args.compare_with.name} gives {'the same' if same else 'DIFFERENT'} frames"
         ours, ff1, ffa, before = [], [], [], []
+        path, cmd1, cmd_auto = c.path, cmds[1], cmds[None]
         for _ in range(args.runs):
-            ours.append(timed(lambda: load_clip_from_config(cfg, c.path)))
-            ff1.append(timed(lambda: subprocess.run(cmds[1], check=True)))
-            ffa.append(timed(lambda: subprocess.run(cmds[None], check=True)))
+            ours.append(timed(lambda: load_clip_from_config(cfg, path)))  # noqa: B023 (called at once)
+            ff1.append(timed(lambda: subprocess.run(cmd1, check=True)))  # noqa: B023
+            ffa.append(timed(lambda: subprocess.run(cmd_auto, check=True)))  # noqa: B023
             if other is not None:
-                before.append(timed(lambda: other.load_clip_from_config(cfg, c.path)))
+                before.append(timed(lambda: other.load_clip_from_config(cfg, path)))  # noqa: B023
         med = [tuple(statistics.median(r[i] for r in runs) for i in (0, 1)) if runs else (float("nan"),) * 2
                for runs in (ours, ff1, ffa, before)]
         rows.append((c, size, clip.num_frames, med, check))
-    start = [timed(lambda: subprocess.run(["ffmpeg", "-v", "error", "-version"], capture_output=True))[0]
+    start = [timed(lambda: subprocess.run(["ffmpeg", "-v", "error", "-version"], capture_output=True, check=True))[0]
              for _ in range(args.runs)]
 
     print(f"\nmedian of {args.runs} runs; wall and CPU seconds (CPU: user + system, all threads); "
@@ -183,13 +184,17 @@ def main(argv: list[str] | None = None) -> None:
         for c, _, _, ((o, oc), _, _, (b, bc)), _ in rows:
             print(f"| {c.name} | {o:.3f} | {b:.3f} | {b / o:.2f} | {oc:.3f} | {bc:.3f} | {bc / oc:.2f} |")
 
-    if args.profile:
-        longest = max(clips, key=lambda c: c.seconds * c.width * c.height)
-        prof = cProfile.Profile()
-        prof.runcall(load_clip_from_config, cfg, longest.path)
-        s = io.StringIO()
-        pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(15)
-        print(f"\ncProfile of ours on {longest.name} (by own time):\n{s.getvalue()}")
+    if args.profile:  # the longest 224 px clip and the 720p clip, ours (and the other media.py when given)
+        loaders = {"ours": load_clip_from_config}
+        if other is not None:
+            loaders[args.compare_with.name] = other.load_clip_from_config
+        for c in (clips[2], clips[3]):
+            for name, load in loaders.items():
+                prof = cProfile.Profile()
+                prof.runcall(load, cfg, c.path)
+                s = io.StringIO()
+                pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(8)
+                print(f"\ncProfile of {name} on {c.name} (by own time):\n{s.getvalue()}")
     if args.keep is None:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -15,7 +15,7 @@ contextual block, slots, DenseAV, AVOpT, AVACE, Q-Former, proposals), generation
 ``--checkpoint`` loads a trained model (the default, assets/avllm-tiny). ``--preset NAME`` builds that preset
 with random weights instead (``--random-weights``, the default for a preset: image and audio encoders without
 pretrained files, the LM built from its config with the project tokenizer, so nothing is downloaded); random
-weights always generate up to the token limit, so their generation time is the worst case. On CUDA every stage
+weights tend to run to the token limit, so their generation time is about the worst case. On CUDA every stage
 boundary synchronises the device; ``--bf16`` runs the model under bf16 autocast (weights stay float32).
 """
 
@@ -61,7 +61,8 @@ def timed_modules(model: torch.nn.Module, names: list[str], device: torch.device
 
 
 def run_once(predictor, path: Path, out: Path, acc: dict[str, float], amp) -> tuple[dict[str, float], dict]:
-    """One clip through every stage; returns (seconds per stage + "total", sizes: frames, audio windows/tokens)."""
+    """One clip through every stage; returns (seconds per stage + "total", sizes: frames, audio windows and tokens,
+    LM prefix length, LM forward calls during generation). ``acc`` also counts the LM's calls under "lm_calls"."""
     from avllm.config import MediaConfig
     from avllm.media import load_clip_from_config
     from avllm.render import render_all
@@ -94,9 +95,11 @@ def run_once(predictor, path: Path, out: Path, acc: dict[str, float], amp) -> tu
     t["video"] = r.timings["video"]
     t["total"] = time.perf_counter() - t0
     f = predictor.features
+    with torch.no_grad(), amp:
+        prefix = int(predictor.model.av_prefix(f).shape[1])
     sizes = {"frames": clip.num_frames, "samples": int(clip.audio.shape[0]), "audio_tokens": int(f.aud.shape[1]),
              "windows": int(f.aud.shape[1]) // predictor.model.cfg.audio.tokens_per_window,
-             "model_frames": int(f.frames.shape[1])}
+             "model_frames": int(f.frames.shape[1]), "prefix": prefix, "lm_calls": int(acc["lm_calls"])}
     return t, sizes
 
 
@@ -152,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{what}; device {dev}, bf16 autocast {args.bf16}, torch threads {args.threads}; "
           f"model ready in {time.perf_counter() - t0:.1f} s")
     acc = timed_modules(predictor.model, ["image_encoder", "audio_encoder"], dev)
+    acc["lm_calls"] = 0.0  # forward calls of the causal LM: one per generated token (batched), + the prefill
+    predictor.model.lm.lm.register_forward_hook(lambda *_: acc.__setitem__("lm_calls", acc["lm_calls"] + 1))
     for s in args.seconds:  # warm-up
         run_once(predictor, paths[s], tmp / f"warm{s:g}", acc, amp)
     runs: dict[float, list[dict[str, float]]] = {s: [] for s in args.seconds}
@@ -177,7 +182,9 @@ def main(argv: list[str] | None = None) -> None:
     for s in args.seconds:
         z = sizes[s]
         print(f"{s:g} s: {z['frames']} decoded frames, {z['samples']} audio samples, {z['windows']} audio windows "
-              f"({z['audio_tokens']} audio tokens), {z['model_frames']} frames into the model")
+              f"({z['audio_tokens']} audio tokens), {z['model_frames']} frames into the model, LM prefix "
+              f"{z['prefix']} tokens, {z['lm_calls']} LM forward calls "
+              f"({1000 * med[s]['generation'] / max(z['lm_calls'], 1):.1f} ms of generation each)")
 
 
 if __name__ == "__main__":
