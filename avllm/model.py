@@ -147,7 +147,7 @@ class AVLLM(nn.Module):
         self.to_lm_query = nn.Linear(d, h)
         self.to_lm_slot = nn.Linear(d, h)
         self.audio_pad = nn.Parameter(torch.zeros(h))
-        self.to_lm_tags = nn.Linear(max(cfg.num_tags, 1), h)
+        self.to_lm_tags = nn.Linear(cfg.num_tags, h) if cfg.num_tags > 0 else None  # seen / heard probabilities
         self.group_embed = nn.Parameter(torch.zeros(8, h))  # patch, audio, query, slot, box, segment, seen, heard
         nn.init.normal_(self.group_embed, std=0.02)
 
@@ -265,7 +265,7 @@ class AVLLM(nn.Module):
         seg = self.proposed_segments(f)  # (B, 2) seconds
         seg_tok = self._token_embeds(codec.time_ids(seg).to(dev)) + self.group_embed[5]
         parts = [patch, audio, queries, slots, box_tok, seg_tok]
-        if f.seen_tags is not None and f.heard_tags is not None:
+        if self.to_lm_tags is not None and f.seen_tags is not None and f.heard_tags is not None:
             tag_tok = self.to_lm_tags(torch.stack([f.seen_tags, f.heard_tags], 1).sigmoid())  # (B, 2, H)
             parts.append(tag_tok + self.group_embed[6:8])
         return torch.cat(parts, dim=1)

@@ -101,3 +101,19 @@ def test_slot_anchor_skips_empty_targets_and_reaches_the_map_only():
     slot_anchor_loss(ssl_map, target).backward()
     assert ssl_map.grad[1].abs().sum() > 0
     assert ssl_map.grad[0].abs().sum() == 0 and ssl_map.grad[2].abs().sum() == 0  # nothing sounds there
+
+
+def test_a_model_without_tags_has_no_tag_tokens():
+    from avllm.config import get_preset
+    from model_factory import synth_batch, tiny_model
+
+    cfg = get_preset("tiny").replace(num_tags=0)
+    model = tiny_model(cfg).eval()
+    assert model.tag_head is None and model.to_lm_tags is None
+    batch = synth_batch(batch_size=2)
+    with torch.no_grad():
+        f = model.encode(batch["frames"], batch["frame_times"], batch["audio"], batch["audio_len"])
+        with_tags = tiny_model().eval()
+        g = with_tags.encode(batch["frames"], batch["frame_times"], batch["audio"], batch["audio_len"])
+        assert f.seen_tags is None
+        assert model.av_prefix(f).shape[1] == with_tags.av_prefix(g).shape[1] - 2
