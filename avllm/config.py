@@ -343,12 +343,19 @@ class ModelConfig(Config):
     media: MediaConfig = field(default_factory=MediaConfig)
     num_frames: int = 4  # frames per clip that the model sees (the Q-Former windows run over them)
     num_tags: int = 16  # class-tag slots of the tag head (seen / heard); 0 turns the head off
+    # Names of the first tags (the data's classes, in order): where a prompt says one of them as a single token,
+    # that word's embedding carries its class's seen / heard probabilities. Empty: no word carries any.
+    tag_words: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         if self.dim % self.align.avace_heads:
             raise ConfigError(f"dim {self.dim} is not divisible by align.avace_heads {self.align.avace_heads}")
         if self.num_tags < 0:
             raise ConfigError(f"num_tags must be >= 0, got {self.num_tags}")
+        if self.num_tags and len(self.tag_words) > self.num_tags:  # without a tag head the words are unused
+            raise ConfigError(f"{len(self.tag_words)} tag_words but only {self.num_tags} tags")
+        if len(set(self.tag_words)) != len(self.tag_words) or not all(w.strip() for w in self.tag_words):
+            raise ConfigError(f"tag_words must be distinct non-empty names, got {self.tag_words}")
         if self.dense.temperature_min > self.dense.temperature_max:
             raise ConfigError("dense.temperature_min exceeds dense.temperature_max")
 

@@ -27,6 +27,7 @@ LM kinds (``LMConfig.arch``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,11 +116,15 @@ class AVLanguageModel(nn.Module):
     # ------------------------------------------------------------------------------------------------------------
     # ids -> embeddings -> logits
 
-    def splice(self, input_ids: Tensor, av_embeds: Tensor | None) -> Tensor:
+    def splice(self, input_ids: Tensor, av_embeds: Tensor | None, word_embeds: Tensor | None = None) -> Tensor:
         """Token embeddings (B, L, H) of ``input_ids`` (B, L) with the ``<av>`` positions replaced, in order, by
-        ``av_embeds`` (B, N, H). Raises ValueError naming both counts when a row has a number of ``<av>`` tokens
-        other than N."""
+        ``av_embeds`` (B, N, H), plus ``word_embeds`` (B, L, H) when given (what the model adds to some words of
+        the prompt). Raises ValueError naming both counts when a row has a number of ``<av>`` tokens other than N."""
         embeds = self.lm.get_input_embeddings()(input_ids)  # (B, L, H)
+        if word_embeds is not None:
+            if word_embeds.shape != embeds.shape:
+                raise ValueError(f"word_embeds {tuple(word_embeds.shape)} does not fit embeddings {tuple(embeds.shape)}")
+            embeds = embeds + word_embeds.to(embeds.dtype)
         is_av = input_ids == self.av_id  # (B, L)
         counts = is_av.sum(dim=1)  # (B,)
         n = 0 if av_embeds is None else av_embeds.shape[1]
@@ -137,27 +142,39 @@ class AVLanguageModel(nn.Module):
         return embeds.masked_scatter(mask, av_embeds.to(embeds.dtype))  # row-major: row b gets av_embeds[b]
 
     def forward(
-        self, input_ids: Tensor, attention_mask: Tensor, av_embeds: Tensor | None, labels: Tensor | None = None
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        av_embeds: Tensor | None,
+        labels: Tensor | None = None,
+        word_embeds: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Logits (B, L, V) float and, with ``labels`` (B, L), the mean next-token cross-entropy over labelled
-        tokens (scalar), else None."""
-        embeds = self.splice(input_ids, av_embeds)  # (B, L, H)
+        tokens (scalar), else None. ``word_embeds`` (B, L, H): added to the token embeddings (see ``splice``)."""
+        embeds = self.splice(input_ids, av_embeds, word_embeds)  # (B, L, H)
         out = self.lm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, use_cache=False)
         return out.logits, (out.loss if labels is not None else None)
 
     @torch.no_grad()
     def generate(
-        self, prompts: list[str], av_embeds: Tensor | None, max_new_tokens: int = 48, greedy: bool = True
+        self,
+        prompts: list[str],
+        av_embeds: Tensor | None,
+        max_new_tokens: int = 48,
+        greedy: bool = True,
+        word_fn: Callable[[Tensor], Tensor] | None = None,
     ) -> list[str]:
         """Answers to ``prompts`` given ``av_embeds`` (B, N, H): one string per prompt, cut at the first eos, with
-        pad/bos/eos/<av> removed and the grounding tokens (``<loc_i>``, ``<t_j>``) kept as text."""
+        pad/bos/eos/<av> removed and the grounding tokens (``<loc_i>``, ``<t_j>``) kept as text. ``word_fn``: the
+        prompt's ``input_ids`` (B, L) -> ``word_embeds`` (B, L, H) added to them (none for generated tokens)."""
         from transformers import GenerationConfig
 
         n = 0 if av_embeds is None else av_embeds.shape[1]
         batch = self.build_inputs(prompts, None, n)
         device = self.lm.get_input_embeddings().weight.device
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-        embeds = self.splice(ids, None if av_embeds is None else av_embeds.to(device))  # (B, L, H)
+        words = None if word_fn is None else word_fn(ids)
+        embeds = self.splice(ids, None if av_embeds is None else av_embeds.to(device), words)  # (B, L, H)
         tok = self.tokenizer
         gen = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=not greedy, pad_token_id=tok.pad_token_id,
                                eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)

@@ -30,10 +30,10 @@ from avllm.heads.proposals import ActivityHead, BoxHead, activity_loss, box_loss
 from avllm.heads.qformer import CausalQFormer
 from avllm.heads.slots import JointSlotAttention, slot_anchor_loss
 from avllm.heads.tags import TagHead, tag_loss
-from avllm.llm import AVLanguageModel, build_llm
+from avllm.llm import IGNORE_INDEX, AVLanguageModel, build_llm
 from avllm.textformat import GroundingCodec
 
-__all__ = ["AVFeatures", "AVOutput", "AVLLM", "build_model", "ALIGN_LOSSES", "INSTRUCT_LOSSES"]
+__all__ = ["AVFeatures", "AVOutput", "AVLLM", "build_model", "tag_word_index", "ALIGN_LOSSES", "INSTRUCT_LOSSES"]
 
 # Which loss terms each training stage turns on (the trainer multiplies by LossWeights).
 ALIGN_LOSSES = (
@@ -150,6 +150,12 @@ class AVLLM(nn.Module):
         self.to_lm_tags = nn.Linear(cfg.num_tags, h) if cfg.num_tags > 0 else None  # seen / heard probabilities
         self.group_embed = nn.Parameter(torch.zeros(8, h))  # patch, audio, query, slot, box, segment, seen, heard
         nn.init.normal_(self.group_embed, std=0.02)
+        # Tag words: token id -> tag index (-1 = none); the named classes' (seen, heard) probabilities enter the LM
+        # and the answer chain at the prompt words that name them (see _word_embeds).
+        self.register_buffer("word_tag", tag_word_index(lm.tokenizer, cfg.tag_words), persistent=False)  # (V,)
+        words = self.tag_head is not None and bool((self.word_tag >= 0).any())
+        self.to_lm_words = nn.Sequential(nn.Linear(2, h), nn.GELU(), nn.Linear(h, h)) if words else None
+        self.to_chain_words = nn.Sequential(nn.Linear(2, d), nn.GELU(), nn.Linear(d, d)) if words else None
 
     # ------------------------------------------------------------------------------------------------------------
     # Encoding and heads
@@ -302,6 +308,18 @@ class AVLLM(nn.Module):
                 out[i, 1] = times[best_span[1]] + half
         return out.to(f.activity.device)
 
+    def _word_embeds(self, f: AVFeatures, ids: Tensor, mask: Tensor, proj: nn.Module | None) -> Tensor | None:
+        """(B, L, W) vectors for the prompt tokens ``ids`` (B, L) where ``mask`` (B, L) is True and the token names
+        a tag class: ``proj`` of that class's (seen, heard) probabilities; zero elsewhere. None without tag words."""
+        if proj is None or f.seen_tags is None or f.heard_tags is None:
+            return None
+        tag = self.word_tag[ids.clamp(0, self.word_tag.numel() - 1)]  # (B, L)
+        on = (tag >= 0) & mask.bool()
+        probs = torch.stack([f.seen_tags, f.heard_tags], -1).sigmoid()  # (B, C, 2)
+        vec = proj(probs.to(next(proj.parameters()).dtype))  # (B, C, W)
+        picked = torch.gather(vec, 1, tag.clamp_min(0)[..., None].expand(-1, -1, vec.shape[-1]))  # (B, L, W)
+        return picked * on[..., None].to(picked.dtype)
+
     # ------------------------------------------------------------------------------------------------------------
     # Training forward
 
@@ -327,7 +345,9 @@ class AVLLM(nn.Module):
             answers = [self.text_codec.encode_text(a) for a in batch["answer"]]
             enc = self.lm.build_inputs(list(batch["prompt"]), answers, num_av_tokens=prefix.shape[1])
             enc = {k: v.to(dev) for k, v in enc.items()}
-            lm_logits, lm_loss = self.lm(enc["input_ids"], enc["attention_mask"], prefix, enc["labels"])
+            prompt_part = (enc["labels"] == IGNORE_INDEX) & enc["attention_mask"].bool()  # (B, L)
+            words = self._word_embeds(f, enc["input_ids"], prompt_part, self.to_lm_words)
+            lm_logits, lm_loss = self.lm(enc["input_ids"], enc["attention_mask"], prefix, enc["labels"], words)
             if lm_loss is not None:
                 losses["lm"] = lm_loss
         if "answer_index" in batch and bool((batch["answer_index"] >= 0).any()):
@@ -379,7 +399,9 @@ class AVLLM(nn.Module):
         prefix = self.av_prefix(f)
         if len(prompts) != prefix.shape[0]:
             raise ValueError(f"{len(prompts)} prompts for {prefix.shape[0]} clips")
-        raw = self.lm.generate(prompts, prefix, max_new_tokens=max_new_tokens)
+        raw = self.lm.generate(prompts, prefix, max_new_tokens=max_new_tokens,
+                               word_fn=lambda ids: self._word_embeds(f, ids, ids != self.lm.tokenizer.pad_token_id,
+                                                                     self.to_lm_words))  # fmt: skip
         return [self.text_codec.decode_text(r).strip() for r in raw]
 
     @torch.no_grad()
@@ -391,9 +413,10 @@ class AVLLM(nn.Module):
         """The CAD answer chain over the key frame and the audio, for questions tokenised by the LM's tokenizer."""
         q = self.lm.tokenizer(prompts, padding=True, return_tensors="pt")
         dev = f.aud.device
+        ids, mask = q["input_ids"].to(dev), q["attention_mask"].to(dev).bool()
         return self.answer_chain(
-            q["input_ids"].to(dev), q["attention_mask"].to(dev).bool(), self.key_frame(f), f.aud, f.aud_mask,
-            answer_index=answer_index,
+            ids, mask, self.key_frame(f), f.aud, f.aud_mask, answer_index=answer_index,
+            word_embeds=self._word_embeds(f, ids, mask, self.to_chain_words),
         )
 
 
@@ -402,6 +425,19 @@ def _batch_tags(batch: dict) -> tuple[Tensor, Tensor, Tensor] | None:
     if "seen_tags" not in batch or batch["seen_tags"].shape[-1] == 0:
         return None
     return batch["seen_tags"], batch["heard_tags"], batch["tags_valid"].bool()
+
+
+def tag_word_index(tokenizer, words: list[str]) -> Tensor:
+    """(V,) long: for each token id, the index of the tag word it spells (``word`` or `` word``, as one token of
+    ``tokenizer``), else -1. A word that no single token spells gets no entry (its tag still reaches the LM through
+    the tag tokens of the prefix)."""
+    out = torch.full((len(tokenizer),), -1, dtype=torch.long)
+    for i, w in enumerate(words):
+        for variant in (w, f" {w}"):
+            ids = tokenizer(variant, add_special_tokens=False)["input_ids"]
+            if len(ids) == 1 and 0 <= ids[0] < len(out):
+                out[ids[0]] = i
+    return out
 
 
 def build_model(cfg: ModelConfig, tokenizer=None) -> AVLLM:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from avllm.config import ModelConfig, TrainConfig
+from avllm.config import ConfigError, ModelConfig, TrainConfig
 from avllm.data import AVDataset, GeneratedDataset, collate, read_any
 from avllm.synth import ANSWERS, CLASS_NAMES, SynthWorld
 from avllm.textformat import GroundingCodec
@@ -28,6 +28,9 @@ class TrainingData:
 
     def __init__(self, cfg: TrainConfig, model_cfg: ModelConfig, *, rank: int = 0, world: int = 1):
         self.cfg, self.rank, self.world = cfg, rank, world
+        words = list(model_cfg.tag_words)
+        if words != list(CLASS_NAMES[: len(words)]):
+            raise ConfigError(f"the model's tag_words {words} must name the data's classes in order: {CLASS_NAMES}")
         tasks = TRAIN_TASKS + (("speech",) if cfg.speech else ())
         opts: dict[str, Any] = dict(
             tasks=tasks, seed=cfg.seed, num_frames=model_cfg.num_frames, image_size=model_cfg.image.image_size,

@@ -117,3 +117,107 @@ def test_a_model_without_tags_has_no_tag_tokens():
         g = with_tags.encode(batch["frames"], batch["frame_times"], batch["audio"], batch["audio_len"])
         assert f.seen_tags is None
         assert model.av_prefix(f).shape[1] == with_tags.av_prefix(g).shape[1] - 2
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Tag words: a prompt word that names a class carries that class's probabilities
+
+
+def test_tag_word_index_maps_single_token_words_only():
+    from avllm.model import tag_word_index
+    from model_factory import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    index = tag_word_index(tok, ["bell", "clock", "not a word here"])
+    for variant in ("bell", " bell"):
+        (tid,) = tok(variant, add_special_tokens=False)["input_ids"]
+        assert int(index[tid]) == 0
+    (tid,) = tok(" clock", add_special_tokens=False)["input_ids"]
+    assert int(index[tid]) == 1
+    assert int((index == 2).sum()) == 0  # several tokens: no entry
+    expected = {}
+    for i, w in enumerate(["bell", "clock"]):
+        for variant in (w, f" {w}"):
+            ids = tok(variant, add_special_tokens=False)["input_ids"]
+            if len(ids) == 1:
+                expected[ids[0]] = i
+    got = {t: int(index[t]) for t in (index >= 0).nonzero().flatten().tolist()}
+    assert got == expected
+
+
+def _features_with_tags(model, seen, heard):
+    from model_factory import synth_batch
+
+    batch = synth_batch(batch_size=seen.shape[0])
+    with torch.no_grad():
+        f = model.encode(batch["frames"], batch["frame_times"], batch["audio"], batch["audio_len"])
+    f.seen_tags, f.heard_tags = seen, heard
+    return f
+
+
+def test_word_vectors_land_on_named_classes_in_the_prompt_only():
+    from model_factory import tiny_model
+
+    model = tiny_model().eval()
+    assert model.to_lm_words is not None
+    c = len(CLASS_NAMES)
+    seen = torch.randn(2, model.cfg.num_tags)
+    heard = torch.randn(2, model.cfg.num_tags)
+    f = _features_with_tags(model, seen, heard)
+    prompts = ["Can you hear a bell and a bird?", "Where is the sound coming from?"]
+    enc = model.lm.build_inputs(prompts, ["true", "false"], num_av_tokens=3)
+    prompt_part = enc["labels"] == -100
+    with torch.no_grad():
+        w = model._word_embeds(f, enc["input_ids"], prompt_part, model.to_lm_words)
+        named = model.word_tag[enc["input_ids"]] >= 0
+        assert bool(named[0].any()) and not bool(named[1].any())
+        assert bool((w.abs().sum(-1) > 0).eq(named & prompt_part).all())  # exactly the class words of the prompt
+        # Changing the heard probability of one class moves only the words naming it.
+        bird = CLASS_NAMES.index("bird")
+        heard2 = heard.clone()
+        heard2[:, bird] += 3.0
+        w2 = model._word_embeds(_features_with_tags(model, seen, heard2), enc["input_ids"], prompt_part,
+                                model.to_lm_words)  # fmt: skip
+        moved = (w2 - w).abs().sum(-1) > 1e-6
+        assert bool(moved.eq(model.word_tag[enc["input_ids"]] == bird).all())
+    assert c <= model.cfg.num_tags
+
+
+def test_lm_loss_reaches_the_word_projection_and_generation_uses_it():
+    from model_factory import synth_batch, tiny_model
+
+    model = tiny_model()
+    batch = synth_batch(batch_size=4)
+    batch["prompt"] = ["True or false: You can hear a bell."] * 4
+    batch["answer"] = ["true", "false", "true", "false"]
+    out = model(batch)
+    out.losses["lm"].backward()
+    grads = [p.grad for p in model.to_lm_words.parameters()]
+    assert all(g is not None and float(g.abs().sum()) > 0 for g in grads)
+    model.eval()
+    calls = []
+    real = model._word_embeds
+
+    def spy(*a, **k):
+        calls.append(a[1].shape)
+        return real(*a, **k)
+
+    model._word_embeds = spy
+    with torch.no_grad():
+        model.generate(out.features, ["Is the bell heard?"] * 4, max_new_tokens=2)
+    assert calls and calls[0][0] == 4  # the prompt's ids went through the word path
+
+
+def test_tag_words_must_fit_the_tags():
+    from avllm.config import ConfigError, get_preset
+
+    with pytest.raises(ConfigError, match="tag_words"):
+        get_preset("tiny").replace(num_tags=2)
+    with pytest.raises(ConfigError, match="distinct"):
+        get_preset("tiny").replace(tag_words=["bell", "bell"])
+    get_preset("tiny").replace(num_tags=0)  # no head: the words are unused, not an error
+    from avllm.config import TrainConfig
+    from avllm.trainutil import TrainingData
+
+    with pytest.raises(ConfigError, match="classes in order"):
+        TrainingData(TrainConfig(batch_size=2), get_preset("tiny").replace(tag_words=["clock", "bell"]))

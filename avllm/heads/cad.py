@@ -278,9 +278,11 @@ class AnswerChain(nn.Module):
         aud: Tensor,
         aud_mask: Tensor | None = None,
         answer_index: Tensor | None = None,
+        word_embeds: Tensor | None = None,
     ) -> AnswerOutput:
         """question_ids (B, L) long, question_mask (B, L) bool, img (B, P, D) or frames (B, T, P, D),
-        aud (B, Ta, D), aud_mask (B, Ta) bool, answer_index (B,) long (-1 = ignore) -> AnswerOutput."""
+        aud (B, Ta, D), aud_mask (B, Ta) bool, answer_index (B,) long (-1 = ignore), word_embeds (B, L, D) added
+        to the question's token embeddings (optional) -> AnswerOutput."""
         if question_ids.min() < 0 or question_ids.max() >= self.vocab_size:
             raise ValueError(f"question ids must be in [0, {self.vocab_size})")
         B, L = question_ids.shape
@@ -291,6 +293,8 @@ class AnswerChain(nn.Module):
         am = torch.where(am.any(-1, keepdim=True), am, torch.ones_like(am))
         pos = sinusoidal(torch.arange(L, device=question_ids.device), self.embed.embedding_dim)
         q = self.embed(question_ids) + pos.to(self.embed.weight.dtype)  # (B, L, D)
+        if word_embeds is not None:
+            q = q + word_embeds.to(q.dtype)
         v_ctx = q
         for to_audio, to_visual in zip(self.q_to_audio, self.qa_to_visual):
             a_ctx = to_audio(v_ctx, aud, am)  # (B, L, D) the question (so far) looks at the audio
