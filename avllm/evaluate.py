@@ -8,7 +8,8 @@ every clip once, asks the language model every text sample of the clip, and comp
   ssl.<map>.ciou50/auc/pointing for the other maps: slot_offtarget, avace, dense0, dense1
   seg.sound.miou seg.sound.fscore seg.sound.ap seg.sound.iou          (DenseAV sound head vs the SSL target mask)
   retrieval.a2i.r1/r5/r10 retrieval.i2a.r1/r5/r10                     (DenseAV clip scores, first N candidates)
-  ground.acc50 temporal.miou temporal.r1_50 factcheck.acc avqa.acc avqa.acc.<kind> caption.fact_recall
+  ground.acc50 temporal.miou temporal.r1_50 factcheck.acc factcheck.acc.<kind> avqa.acc avqa.acc.<kind>
+  caption.fact_recall
   caption.bleu4, plus the proposal heads' own figures (ground.proposal.acc50, temporal.proposal.miou) and the CAD
   answer chain (avqa.chain.acc)
   tags.seen.acc tags.heard.acc tags.seen.label_acc tags.heard.label_acc  (class-tag head: exact sets, per label)
@@ -284,10 +285,15 @@ def evaluate(
     rows = gen["factcheck"]
     if rows:
         labels = [bool(t.meta["label"]) if "label" in t.meta else truth_of(t.answer) for _, t, _, _ in rows]
-        out["factcheck.acc"] = M.accuracy([truth_of(a) for _, _, a, _ in rows], labels)
+        said = [truth_of(a) for _, _, a, _ in rows]
+        out["factcheck.acc"] = M.accuracy(said, labels)
+        for k2, v2 in M.per_kind_accuracy(said, labels, [t.meta.get("kind", "other") for _, t, _, _ in rows]).items():
+            out[f"factcheck.acc.{k2}"] = v2
         if baselines:
             qo = [truth_of(prior.get(question_key(t.prompt), prior["__default__"])) for _, t, _, _ in rows]
             out["baseline.question_only.factcheck.acc"] = M.accuracy(qo, labels)
+            for k2, v2 in M.per_kind_accuracy(qo, labels, [t.meta.get("kind", "other") for _, t, _, _ in rows]).items():
+                out[f"baseline.question_only.factcheck.acc.{k2}"] = v2
             out["baseline.random.factcheck.acc"] = M.accuracy(list(rng.random(len(rows)) < 0.5), labels)
     rows = gen["avqa"]
     if rows:

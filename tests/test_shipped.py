@@ -45,3 +45,12 @@ def test_not_below_recorded(metrics, key):
     # retrieval here ranks among 32 candidates instead of 100, which can only make it easier
     recorded = json.loads(RECORDED.read_text())[key]
     assert metrics[key] >= recorded - MARGIN, f"{key}: {metrics[key]:.3f} < recorded {recorded:.3f} - {MARGIN}"
+
+
+@pytest.mark.slow
+def test_per_kind_accuracies_bracket_the_overall(metrics):
+    # factcheck.acc and avqa.acc are means over their kinds, weighted by the kinds' counts
+    for task in ("factcheck", "avqa"):
+        per_kind = [v for k, v in metrics.items() if k.startswith(f"{task}.acc.")]
+        assert len(per_kind) >= 2, f"no per-kind {task} accuracies"
+        assert min(per_kind) - 1e-9 <= metrics[f"{task}.acc"] <= max(per_kind) + 1e-9
