@@ -1,6 +1,9 @@
-"""The shipped default checkpoint: it loads, and on a freshly generated small `standard` test split it scores no
-worse than the figures recorded for it (assets/avllm-tiny/recorded_metrics.json, measured on 200 clips) by more
-than a stated margin. The margin covers the smaller sample (32 clips): it is not a licence to regress."""
+"""The shipped default checkpoint: it loads, and on a freshly generated small `standard` test split (32 clips, seed
+1) it scores no worse than the figures recorded for it on that same split (assets/avllm-tiny/recorded_metrics.json,
+``_ci_split``) by more than a stated margin. The split is regenerated from its seed, so the margin covers only
+numerical differences between machines (a float reduction in another order can flip a few greedy decisions); the
+200-clip figures of docs/RESULTS.md sit beside them in the same file. A small split is not an easy or a hard copy of
+the 200 clips (caption fact recall: 0.44 here, 0.60 there), which is why it is compared with itself."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from avllm.synth.writer import write_dataset
 
 ASSET = Path(__file__).resolve().parents[1] / "assets" / "avllm-tiny"
 RECORDED = ASSET / "recorded_metrics.json"
-MARGIN = 0.15  # absolute, on metrics in [0, 1], for 32 clips instead of 200
+MARGIN = 0.07  # absolute, on metrics in [0, 1]: two of 32 clips' decisions
 CHECKED = ("ssl.ciou50", "ssl.pointing", "ground.acc50", "temporal.miou", "factcheck.acc", "avqa.acc",
            "retrieval.a2i.r1", "caption.fact_recall")
 
@@ -37,13 +40,13 @@ def test_recorded_figures_exist():
     rec = json.loads(RECORDED.read_text())
     assert set(CHECKED) <= set(rec), set(CHECKED) - set(rec)
     assert rec["_meta"]["clips"] >= 200
+    assert set(CHECKED) <= set(rec["_ci_split"]) and rec["_ci_split"]["_meta"]["clips"] == 32
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("key", CHECKED)
 def test_not_below_recorded(metrics, key):
-    # retrieval here ranks among 32 candidates instead of 100, which can only make it easier
-    recorded = json.loads(RECORDED.read_text())[key]
+    recorded = json.loads(RECORDED.read_text())["_ci_split"][key]  # retrieval: among the split's 32 candidates
     assert metrics[key] >= recorded - MARGIN, f"{key}: {metrics[key]:.3f} < recorded {recorded:.3f} - {MARGIN}"
 
 
