@@ -286,13 +286,14 @@ def evaluate(
     if rows:
         labels = [bool(t.meta["label"]) if "label" in t.meta else truth_of(t.answer) for _, t, _, _ in rows]
         said = [truth_of(a) for _, _, a, _ in rows]
+        claim_kinds = [t.meta.get("kind", "other") for _, t, _, _ in rows]
         out["factcheck.acc"] = M.accuracy(said, labels)
-        for k2, v2 in M.per_kind_accuracy(said, labels, [t.meta.get("kind", "other") for _, t, _, _ in rows]).items():
+        for k2, v2 in M.per_kind_accuracy(said, labels, claim_kinds).items():
             out[f"factcheck.acc.{k2}"] = v2
         if baselines:
             qo = [truth_of(prior.get(question_key(t.prompt), prior["__default__"])) for _, t, _, _ in rows]
             out["baseline.question_only.factcheck.acc"] = M.accuracy(qo, labels)
-            for k2, v2 in M.per_kind_accuracy(qo, labels, [t.meta.get("kind", "other") for _, t, _, _ in rows]).items():
+            for k2, v2 in M.per_kind_accuracy(qo, labels, claim_kinds).items():
                 out[f"baseline.question_only.factcheck.acc.{k2}"] = v2
             out["baseline.random.factcheck.acc"] = M.accuracy(list(rng.random(len(rows)) < 0.5), labels)
     rows = gen["avqa"]
