@@ -325,6 +325,9 @@ class LossWeights(Config):
     box: float = 1.0  # box proposal head (L1 + GIoU) on grounding samples
     activity: float = 1.0  # activity-over-time proposal head (BCE) on temporal samples
     tags: float = 1.0  # class tags: which classes are seen, which are heard (BCE), where the data names them
+    tag_where: float = 2.0  # class maps: L1 of each seen class's attention centre to its box centre
+    tag_when: float = 1.0  # class maps: BCE of each class's activity over the audio tokens
+    tag_sounding: float = 1.0  # class maps: BCE of "a visible object of this class makes sound"
 
 
 @dataclass
@@ -346,6 +349,9 @@ class ModelConfig(Config):
     # Names of the first tags (the data's classes, in order): where a prompt says one of them as a single token,
     # that word's embedding carries its class's seen / heard probabilities. Empty: no word carries any.
     tag_words: list[str] = field(default_factory=list)
+    # Class maps (heads/classmap.py): where and when each class is; the tag words then carry the class's sounding
+    # probability, centre and activity curve too. Needs num_tags > 0.
+    tag_locate: bool = False
 
     def validate(self) -> None:
         if self.dim % self.align.avace_heads:

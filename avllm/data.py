@@ -233,7 +233,8 @@ def make_item(
       zeros / empty;
     - ``seen_tags``, ``heard_tags`` (C,) float32 in {0, 1}, C = ``len(tag_classes)``: which of ``tag_classes`` are
       visible objects / make sound (sounding objects and off-screen sounds; speech is not a class), and
-      ``tags_valid`` 1 when every category of the record is one of ``tag_classes`` (else the tags are unknown, 0).
+      ``tags_valid`` 1 when every category of the record is one of ``tag_classes`` (else the tags are unknown, 0);
+      ``sound_tags`` (C,), ``class_centre`` (C, 2), ``class_segments`` (C, 4, 2): see ``class_tags``.
     """
     fr = frames.numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
     if fr.ndim != 4 or fr.shape[-1] != 3 or fr.shape[0] == 0:
@@ -290,22 +291,56 @@ def make_item(
     }
 
 
+CLASS_SEGMENTS = 4  # segments kept per class in ``class_segments`` (a synthetic source has at most two)
+
+
 def class_tags(record: Record, classes: Sequence[str] | None) -> dict[str, Any]:
-    """Multi-hot seen / heard tags over ``classes`` and whether the record's labels are complete for them."""
+    """Multi-hot seen / heard tags over ``classes`` and whether the record's labels are complete for them, and per
+    class: whether a visible object of it sounds (``sound_tags``), its key-frame box centre (``class_centre``,
+    mean over its objects, zeros where unseen) and its sounding segments (``class_segments`` (C, 4, 2) seconds,
+    merged over its sources, -1 rows pad)."""
     classes = list(classes or [])
     index = {c: i for i, c in enumerate(classes)}
-    seen, heard = torch.zeros(len(classes)), torch.zeros(len(classes))
+    n = len(classes)
+    seen, heard, sound = torch.zeros(n), torch.zeros(n), torch.zeros(n)
+    centre = torch.zeros(n, 2)
+    segs: list[list[list[float]]] = [[] for _ in range(n)]
     named = [o.category for o in record.objects] + [s.category for s in record.sounds if s.category != "speech"]
     valid = bool(classes) and all(c in index for c in named)
     if valid:
+        count = torch.zeros(n)
         for o in record.objects:
-            seen[index[o.category]] = 1.0
+            i = index[o.category]
+            seen[i] = 1.0
+            x0, y0, x1, y1 = o.box
+            centre[i] += torch.tensor([(x0 + x1) / 2, (y0 + y1) / 2])
+            count[i] += 1
             if o.sounding:
-                heard[index[o.category]] = 1.0
+                heard[i] = sound[i] = 1.0
+                segs[i] += [list(map(float, s)) for s in o.segments]
+        centre = centre / count.clamp_min(1)[:, None]
         for snd in record.sounds:
             if snd.category != "speech":
                 heard[index[snd.category]] = 1.0
-    return {"seen_tags": seen, "heard_tags": heard, "tags_valid": int(valid)}
+                segs[index[snd.category]] += [list(map(float, s)) for s in snd.segments]
+    seg_t = torch.full((n, CLASS_SEGMENTS, 2), -1.0)
+    for i, rows in enumerate(segs):
+        rows = _merge_segments(rows)[:CLASS_SEGMENTS]
+        if rows:
+            seg_t[i, : len(rows)] = torch.tensor(rows)
+    return {"seen_tags": seen, "heard_tags": heard, "sound_tags": sound, "class_centre": centre,
+            "class_segments": seg_t, "tags_valid": int(valid)}  # fmt: skip
+
+
+def _merge_segments(rows: list[list[float]]) -> list[list[float]]:
+    """Sorted union of [start, end] segments."""
+    out: list[list[float]] = []
+    for s, e in sorted(rows):
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -488,7 +523,8 @@ class GeneratedDataset(Dataset):
 # ----------------------------------------------------------------------------------------------------------------
 # Batches
 
-_STACK = ("frames", "frame_times", "box_mask", "source_box", "seen_tags", "heard_tags")
+_STACK = ("frames", "frame_times", "box_mask", "source_box", "seen_tags", "heard_tags", "sound_tags", "class_centre",
+          "class_segments")
 _LONG = ("key_index", "audio_len", "answer_index", "label", "has_source", "tags_valid")
 _LISTS = ("boxes", "segments", "source_segments", "prompt", "answer", "task", "id")
 

@@ -29,6 +29,7 @@ from avllm.heads.dense import DenseAV
 from avllm.heads.proposals import ActivityHead, BoxHead, activity_loss, box_loss, grid_centres
 from avllm.heads.qformer import CausalQFormer
 from avllm.heads.slots import JointSlotAttention, slot_anchor_loss
+from avllm.heads.classmap import WHEN_BINS, ClassMapHead, ClassMapOutput, ClassTargets, class_map_loss
 from avllm.heads.tags import TagHead, tag_loss
 from avllm.llm import IGNORE_INDEX, AVLanguageModel, build_llm
 from avllm.textformat import GroundingCodec
@@ -38,9 +39,10 @@ __all__ = ["AVFeatures", "AVOutput", "AVLLM", "build_model", "tag_word_index", "
 # Which loss terms each training stage turns on (the trainer multiplies by LossWeights).
 ALIGN_LOSSES = (
     "slot_nce", "slot_match", "slot_div", "slot_recon", "slot_anchor", "dense_nce", "dense_disentangle", "ot",
-    "avace", "cad_temporal", "tags",
+    "avace", "cad_temporal", "tags", "tag_where", "tag_when", "tag_sounding",
 )
-INSTRUCT_LOSSES = ("lm", "qformer_div", "cad_avqa", "box", "activity", "avace", "ot", "slot_anchor", "tags")
+INSTRUCT_LOSSES = ("lm", "qformer_div", "cad_avqa", "box", "activity", "avace", "ot", "slot_anchor", "tags",
+                   "tag_where", "tag_when", "tag_sounding")
 
 
 @dataclass
@@ -69,6 +71,7 @@ class AVFeatures:
     aud_slots: Tensor  # (B, S, D)
     seen_tags: Tensor | None = None  # (B, num_tags) logits: class c is visible (None without a tag head)
     heard_tags: Tensor | None = None  # (B, num_tags) logits: class c is heard
+    class_maps: ClassMapOutput | None = None  # where / when each class is (None without class maps)
     losses: dict[str, Tensor] = field(default_factory=dict)
 
 
@@ -133,6 +136,7 @@ class AVLLM(nn.Module):
         self.box_head = BoxHead(d)
         self.activity_head = ActivityHead(d)
         self.tag_head = TagHead(d, cfg.num_tags) if cfg.num_tags > 0 else None
+        self.class_map = ClassMapHead(d, cfg.num_tags) if cfg.num_tags > 0 and cfg.tag_locate else None
         self.lm = lm
         self.codec = TokenCodec(lm.tokenizer, cfg.lm.loc_bins, cfg.lm.time_bins, cfg.lm.time_step)
         self.text_codec = GroundingCodec(cfg.lm.loc_bins, cfg.lm.time_bins, cfg.lm.time_step)
@@ -150,12 +154,14 @@ class AVLLM(nn.Module):
         self.to_lm_tags = nn.Linear(cfg.num_tags, h) if cfg.num_tags > 0 else None  # seen / heard probabilities
         self.group_embed = nn.Parameter(torch.zeros(8, h))  # patch, audio, query, slot, box, segment, seen, heard
         nn.init.normal_(self.group_embed, std=0.02)
-        # Tag words: token id -> tag index (-1 = none); the named classes' (seen, heard) probabilities enter the LM
-        # and the answer chain at the prompt words that name them (see _word_embeds).
+        # Tag words: token id -> tag index (-1 = none); the named classes' (seen, heard) probabilities, and with
+        # class maps their sounding probability, centre and activity curve, enter the LM and the answer chain at
+        # the prompt words that name them (see _word_embeds).
         self.register_buffer("word_tag", tag_word_index(lm.tokenizer, cfg.tag_words), persistent=False)  # (V,)
         words = self.tag_head is not None and bool((self.word_tag >= 0).any())
-        self.to_lm_words = nn.Sequential(nn.Linear(2, h), nn.GELU(), nn.Linear(h, h)) if words else None
-        self.to_chain_words = nn.Sequential(nn.Linear(2, d), nn.GELU(), nn.Linear(d, d)) if words else None
+        nw = 2 + (3 + WHEN_BINS if self.class_map is not None else 0)
+        self.to_lm_words = nn.Sequential(nn.Linear(nw, h), nn.GELU(), nn.Linear(h, h)) if words else None
+        self.to_chain_words = nn.Sequential(nn.Linear(nw, d), nn.GELU(), nn.Linear(d, d)) if words else None
 
     # ------------------------------------------------------------------------------------------------------------
     # Encoding and heads
@@ -170,12 +176,13 @@ class AVLLM(nn.Module):
         key_index: Tensor | None = None,
         box_mask: Tensor | None = None,
         tags: tuple[Tensor, Tensor, Tensor] | None = None,
+        class_targets: ClassTargets | None = None,
         compute_loss: bool = False,
         generator: torch.Generator | None = None,
     ) -> AVFeatures:
         """frames (B, T, 3, S, S) in [0, 1]; frame_times (B, T); audio (B, N); audio_len (B,) or None;
         key_index (B,) the key frame's position (default T // 2); box_mask (B, S, S) key-frame target in [0, 1];
-        tags (seen (B, C), heard (B, C), valid (B,)) class-tag targets."""
+        tags (seen (B, C), heard (B, C), valid (B,)) class-tag targets; class_targets those of the class maps."""
         b, t = frames.shape[:2]
         tok = self.image_encoder(frames.flatten(0, 1))  # (B*T, P, Di)
         g = self.image_encoder.grid
@@ -201,12 +208,15 @@ class AVLLM(nn.Module):
         bo = self.box_head(v_key, so.aud_slots[:, 0], grid=g)
         act = self.activity_head(a, so.img_slots[:, 0])  # (B, Ta)
         to_ = self.tag_head(v_key, a, a_mask) if self.tag_head is not None else None
+        cm = self.class_map(v_key, a, a_mask, grid=g) if self.class_map is not None else None
         if compute_loss:
             losses.update(so.losses)
             if grid_box is not None and (anchor := slot_anchor_loss(so.ssl_map, grid_box)) is not None:
                 losses["slot_anchor"] = anchor
             if to_ is not None and tags is not None and (tl := tag_loss(to_, *tags)) is not None:
                 losses["tags"] = tl
+            if cm is not None and class_targets is not None:
+                losses.update(class_map_loss(cm, class_targets, a_times, a_mask))
             losses.update(do.losses)
             losses["ot"] = oo.loss
             if ao.loss is not None:
@@ -222,6 +232,7 @@ class AVLLM(nn.Module):
             ot_plan=oo.plan, avace_attn=ao.attn, box=bo.box, activity=act, queries=qo.queries,
             img_slots=so.img_slots, aud_slots=so.aud_slots, losses=losses,
             seen_tags=to_.seen if to_ is not None else None, heard_tags=to_.heard if to_ is not None else None,
+            class_maps=cm,
         )
 
     # ------------------------------------------------------------------------------------------------------------
@@ -310,15 +321,22 @@ class AVLLM(nn.Module):
 
     def _word_embeds(self, f: AVFeatures, ids: Tensor, mask: Tensor, proj: nn.Module | None) -> Tensor | None:
         """(B, L, W) vectors for the prompt tokens ``ids`` (B, L) where ``mask`` (B, L) is True and the token names
-        a tag class: ``proj`` of that class's (seen, heard) probabilities; zero elsewhere. None without tag words."""
+        a tag class: ``proj`` of that class's features (``word_features``); zero elsewhere. None without tag words."""
         if proj is None or f.seen_tags is None or f.heard_tags is None:
             return None
         tag = self.word_tag[ids.clamp(0, self.word_tag.numel() - 1)]  # (B, L)
         on = (tag >= 0) & mask.bool()
-        probs = torch.stack([f.seen_tags, f.heard_tags], -1).sigmoid()  # (B, C, 2)
-        vec = proj(probs.to(next(proj.parameters()).dtype))  # (B, C, W)
+        vec = proj(self.word_features(f).to(next(proj.parameters()).dtype))  # (B, C, W)
         picked = torch.gather(vec, 1, tag.clamp_min(0)[..., None].expand(-1, -1, vec.shape[-1]))  # (B, L, W)
         return picked * on[..., None].to(picked.dtype)
+
+    def word_features(self, f: AVFeatures) -> Tensor:
+        """(B, C, F) what a tag word carries about its class: seen and heard probabilities, and with class maps the
+        sounding probability, the centre (x, y) and the activity curve in WHEN_BINS bins (F = 2 or 5 + WHEN_BINS)."""
+        feats = [f.seen_tags.sigmoid()[..., None], f.heard_tags.sigmoid()[..., None]]
+        if self.class_map is not None and f.class_maps is not None:
+            feats.append(self.class_map.word_features(f.class_maps, f.aud_mask))
+        return torch.cat(feats, -1)
 
     # ------------------------------------------------------------------------------------------------------------
     # Training forward
@@ -328,7 +346,7 @@ class AVLLM(nn.Module):
         f = self.encode(
             batch["frames"], batch["frame_times"], batch["audio"], batch.get("audio_len"),
             key_index=batch.get("key_index"), box_mask=batch.get("box_mask"), compute_loss=has_targets,
-            tags=_batch_tags(batch), generator=generator,
+            tags=_batch_tags(batch), class_targets=_batch_class_targets(batch), generator=generator,
         )
         losses = dict(f.losses)
         lm_logits = avqa_logits = None
@@ -425,6 +443,14 @@ def _batch_tags(batch: dict) -> tuple[Tensor, Tensor, Tensor] | None:
     if "seen_tags" not in batch or batch["seen_tags"].shape[-1] == 0:
         return None
     return batch["seen_tags"], batch["heard_tags"], batch["tags_valid"].bool()
+
+
+def _batch_class_targets(batch: dict) -> ClassTargets | None:
+    """The class maps' targets from a batch that carries them, else None."""
+    if "class_centre" not in batch or batch["seen_tags"].shape[-1] == 0:
+        return None
+    return ClassTargets(seen=batch["seen_tags"], sounding=batch["sound_tags"], centre=batch["class_centre"],
+                        segments=batch["class_segments"], valid=batch["tags_valid"].bool())  # fmt: skip
 
 
 def tag_word_index(tokenizer, words: list[str]) -> Tensor:

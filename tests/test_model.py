@@ -15,6 +15,7 @@ from model_factory import synth_batch, tiny_model
 ALL_TERMS = {
     "lm", "slot_nce", "slot_match", "slot_div", "slot_recon", "dense_nce", "dense_disentangle", "ot", "avace",
     "qformer_div", "cad_temporal", "cad_avqa", "box", "activity", "slot_anchor", "tags",
+    "tag_where", "tag_when", "tag_sounding",
 }
 
 # loss term -> parameter name prefixes that must receive a non-zero gradient from it alone
