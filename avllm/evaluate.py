@@ -13,6 +13,9 @@ every clip once, asks the language model every text sample of the clip, and comp
   caption.bleu4, plus the proposal heads' own figures (ground.proposal.acc50, temporal.proposal.miou) and the CAD
   answer chain (avqa.chain.acc)
   tags.seen.acc tags.heard.acc tags.seen.label_acc tags.heard.label_acc  (class-tag head: exact sets, per label)
+  tags.where.pointing tags.when.iou tags.sounding.label_acc   (class maps: each seen class's centre inside one of its
+                                                               boxes; token IoU of each heard class's activity;
+                                                               sounding-and-visible decisions of the seen classes)
   baseline.center.* baseline.random.* baseline.question_only.* baseline.audio_only.* baseline.image_only.*
 """
 
@@ -24,7 +27,7 @@ import re
 import sys
 import time
 from collections import Counter, defaultdict
-from dataclasses import fields
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,7 @@ from PIL import Image
 from avllm import metrics as M
 from avllm.checkpoint import CheckpointError, load
 from avllm.data import DataError, class_tags, make_item, read_manifest
+from avllm.heads.classmap import activity_targets
 from avllm.media import MediaError, load_clip
 from avllm.model import AVLLM, AVFeatures
 from avllm.predictor import map_to_box
@@ -48,7 +52,8 @@ EVAL_TASKS = ("ground", "temporal", "factcheck", "avqa", "caption")
 
 
 def select_features(f: AVFeatures, idx: list[int]) -> AVFeatures:
-    """The features of clips ``idx`` (batch-dim tensors indexed; shared ones kept)."""
+    """The features of clips ``idx`` (batch-dim tensors indexed, also inside nested dataclasses such as the class
+    maps; shared ones kept)."""
     ix = torch.as_tensor(idx, device=f.aud.device)
     out = {}
     for fld in fields(f):
@@ -57,9 +62,30 @@ def select_features(f: AVFeatures, idx: list[int]) -> AVFeatures:
             out[fld.name] = v[ix][:, ix]
         elif isinstance(v, torch.Tensor) and fld.name != "aud_times" and v.dim() > 0:
             out[fld.name] = v[ix]
+        elif is_dataclass(v):
+            out[fld.name] = type(v)(**{g.name: getattr(v, g.name)[ix] for g in fields(v)})
         else:
             out[fld.name] = v
     return AVFeatures(**out)
+
+
+def _class_map_rows(rows: dict[str, list[float]], f: AVFeatures, i: int, rec: Record, truth: dict) -> None:
+    """Append clip ``i``'s class-map figures: per seen class, whether its centre lies in one of its boxes and
+    whether its sounding decision is right; per heard class, the token IoU of its activity (prob > 0.5)."""
+    cm = f.class_maps
+    for c, name in enumerate(CLASS_NAMES):
+        if truth["seen_tags"][c] > 0:
+            x, y = cm.centre[i, c].tolist()
+            boxes = [o.box for o in rec.objects if o.category == name]
+            rows["where.pointing"].append(float(any(b[0] <= x <= b[2] and b[1] <= y <= b[3] for b in boxes)))
+            rows["sounding.label_acc"].append(float((float(cm.sounding[i, c]) > 0) == (truth["sound_tags"][c] > 0)))
+        if truth["heard_tags"][c] > 0:
+            want = activity_targets(truth["class_segments"][None, c : c + 1], f.aud_times.cpu())[0, 0] > 0
+            real = f.aud_mask[i].cpu()
+            got = (cm.when[i, c].float().cpu() > 0) & real
+            want = want & real
+            union = int((got | want).sum())
+            rows["when.iou"].append(int((got & want).sum()) / union if union else 1.0)
 
 
 _CLASS_RE = re.compile(r"\b(" + "|".join(sorted(CLASS_NAMES, key=len, reverse=True)) + r")s?\b")
@@ -160,6 +186,7 @@ def evaluate(
     other_maps: dict[str, list[np.ndarray]] = defaultdict(list)  # the other heads' maps, scored the same way
     keys_v, keys_a, keys_m = [], [], []
     tag_rows: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)  # seen/heard -> (pred, truth)
+    class_rows: dict[str, list[float]] = defaultdict(list)  # class-map figure -> one value per (clip, class)
     gen: dict[str, list] = defaultdict(list)  # task -> [(record, text, answer, extras)]
     blind: dict[str, list] = defaultdict(list)  # "audio_only:avqa" -> [(text, answer)]
     bar = tqdm(total=len(records), disable=not progress, desc="evaluate", dynamic_ncols=True)
@@ -190,6 +217,8 @@ def evaluate(
                 if truth["tags_valid"]:
                     for name, logits in (("seen", f.seen_tags), ("heard", f.heard_tags)):
                         tag_rows[name].append(((logits[i, :c] > 0).cpu().numpy(), truth[f"{name}_tags"].numpy() > 0))
+                    if f.class_maps is not None:
+                        _class_map_rows(class_rows, f, i, r, truth)
         keys_v.append(model.key_frame(f).cpu())
         keys_a.append(f.aud.cpu())
         keys_m.append(f.aud_mask.cpu())
@@ -240,6 +269,8 @@ def evaluate(
         out["seg.sound.fscore"] = M.avsbench_fscore(probs, gts, is_logits=False)
         d = M.dense_seg_metrics(probs, gts, seg_cls)
         out["seg.sound.ap"], out["seg.sound.iou"] = d.get("ap", float("nan")), d.get("iou", float("nan"))
+    for name, vals in class_rows.items():  # the class maps, one value per (clip, class)
+        out[f"tags.{name}"] = float(np.mean(vals))
     for name, rows_t in tag_rows.items():  # the class-tag head: exact set, and each (clip, class) decision
         pred, truth = np.stack([r[0] for r in rows_t]), np.stack([r[1] for r in rows_t])
         out[f"tags.{name}.acc"] = float((pred == truth).all(1).mean())
@@ -338,6 +369,7 @@ SUMMARY = (
     ("factcheck.acc", "baseline.question_only.factcheck.acc", "baseline.random.factcheck.acc"),
     ("avqa.acc", "baseline.question_only.avqa.acc", "baseline.random.avqa.acc"),
     ("caption.fact_recall", None, None), ("tags.seen.acc", None, None), ("tags.heard.acc", None, None),
+    ("tags.where.pointing", None, None), ("tags.when.iou", None, None), ("tags.sounding.label_acc", None, None),
 )
 
 

@@ -63,6 +63,9 @@ class Prediction:
     timings: dict[str, float]  # seconds per stage
     notes: list[str] = field(default_factory=list)
     tags: dict[str, dict[str, float]] = field(default_factory=dict)  # "seen" / "heard" -> class -> probability
+    # class maps: class -> {"seen", "heard", "sounding": probabilities, "centre": [x, y], "activity": over
+    # curves["times"]}, for the classes seen or heard with probability >= 0.5; {} for a model without them
+    classes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -250,6 +253,27 @@ class Predictor:
             out[name] = {c: round(p, 3) for c, p in ranked if p >= min_prob}
         return out
 
+    @torch.no_grad()
+    def class_maps(self, min_prob: float = 0.5) -> dict[str, dict[str, Any]]:
+        """Where and when each likely class is (see ``Prediction.classes``), most likely first."""
+        f = self._need()
+        cm = f.class_maps
+        if cm is None or f.seen_tags is None or f.heard_tags is None:
+            return {}
+        valid = f.aud_mask[0].cpu().numpy()
+        out = {}
+        for c, name in enumerate(CLASS_NAMES):
+            seen, heard = float(torch.sigmoid(f.seen_tags[0, c])), float(torch.sigmoid(f.heard_tags[0, c]))
+            if max(seen, heard) < min_prob:
+                continue
+            out[name] = {
+                "seen": round(seen, 3), "heard": round(heard, 3),
+                "sounding": round(float(cm.sounding[0, c].sigmoid()), 3),
+                "centre": [round(float(v), 4) for v in cm.centre[0, c].cpu()],
+                "activity": torch.sigmoid(cm.when[0, c]).float().cpu().numpy()[valid].round(4).tolist(),
+            }  # fmt: skip
+        return dict(sorted(out.items(), key=lambda kv: -max(kv[1]["seen"], kv[1]["heard"])))
+
     def predict(self, claim: str | None = None, question: str | None = None, max_new_tokens: int = 60) -> Prediction:
         """Every task on the current clip: grounding, temporal localization, caption, and the fact-check of
         ``claim`` / the AVQA answer to ``question`` when given, plus the head outputs (maps, proposals)."""
@@ -284,4 +308,5 @@ class Predictor:
             timings={k: round(v, 4) for k, v in timings.items()},
             notes=list(self.clip.flags.notes),
             tags=self.tags(),
+            classes=self.class_maps(),
         )

@@ -186,6 +186,11 @@ def _pred_boxes(pred: Prediction) -> tuple[list[list[float]], list[str], list[st
     return boxes, labels, colors
 
 
+def _seen_classes(pred: Prediction) -> dict[str, dict[str, Any]]:
+    """The class-map entries of the classes seen with probability >= 0.5."""
+    return {c: v for c, v in pred.classes.items() if v["seen"] >= 0.5}
+
+
 def _pred_segments(pred: Prediction) -> tuple[list[list[float]], list[str]]:
     temporal = pred.answers.get("temporal")
     segs = [list(s) for s in (temporal.segments if temporal is not None else [])]
@@ -223,6 +228,12 @@ def render_images(clip: Clip, pred: Prediction, record: Record | None = None) ->
         if record is not None:  # the ground truth beside, on a washed-out frame so that dark dashes stand out
             washed = (0.45 * frame.astype(np.float32) + 0.55 * 255.0).astype(np.uint8)
             panels["ground truth (dashed)"] = viz.draw_boxes(washed, [], gt_boxes=gtb, gt_labels=gtl)
+        if seen := _seen_classes(pred):
+            names = list(seen)
+            panels["classes seen (class maps)"] = viz.mark_points(
+                frame, [seen[c]["centre"] for c in names],
+                [f"{c}{' (sounding)' if seen[c]['sounding'] >= 0.5 else ''}" for c in names],
+            )
         panels["SSL map and its box"] = viz.draw_boxes(
             viz.overlay_heatmap(frame, maps["ssl"]), [pred.ssl_box] if pred.ssl_box else [], ["SSL map"],
             [BOX_COLORS["SSL map"]],
@@ -240,10 +251,12 @@ def render_images(clip: Clip, pred: Prediction, record: Record | None = None) ->
     )
     seg, seg_labels = _pred_segments(pred)
     prop = [pred.proposal_segment] if pred.proposal_segment[1] > pred.proposal_segment[0] else None
-    out["audio_slots"] = viz.activation_plot(
-        {"target slot attention": curves["audio_slot_target"], "activity (proposal head)": curves["activity"]},
-        times, prop, title="Audio slots over time (grey: proposed segment)",
-    )
+    lines = {"target slot attention": curves["audio_slot_target"], "activity (proposal head)": curves["activity"]}
+    for c, v in pred.classes.items():  # the class maps' activity of each class heard
+        if v["heard"] >= 0.5 and len(v["activity"]) == len(times):
+            lines[f"{c} (class map)"] = np.asarray(v["activity"], dtype=np.float64)
+    out["audio_slots"] = viz.activation_plot(lines, times, prop,
+                                             title="Audio slots and heard classes over time (grey: proposed segment)")
     heads = sorted(int(k[len("dense_head"):]) for k in maps if k.startswith("dense_head"))
     out["dense"] = viz.map_panel(
         base, {head_name(k): maps[f"dense_head{k}"] for k in heads},
@@ -380,6 +393,10 @@ def answers_markdown(pred: Prediction, record: Record | None = None) -> str:
         likely = [f"{c} {p:.2f}" for c, p in pred.tags.get(name, {}).items() if p >= 0.5]
         if name in pred.tags:
             extra.append(f"- class tags, {title}: " + (", ".join(likely) if likely else "none above 0.5"))
+    places = [f"{c} at ({v['centre'][0]:.2f}, {v['centre'][1]:.2f}){', sounding' if v['sounding'] >= 0.5 else ''}"
+              for c, v in _seen_classes(pred).items()]  # fmt: skip
+    if places:
+        extra.append("- class maps, where: " + "; ".join(places))
     return "\n".join(rows + [""] + extra)
 
 

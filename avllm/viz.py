@@ -24,6 +24,7 @@ __all__ = [
     "spectrogram_plot",
     "overlay_heatmap",
     "draw_boxes",
+    "mark_points",
     "map_panel",
     "activation_plot",
     "overlay_video_frames",
@@ -530,6 +531,35 @@ def draw_boxes(
         cv2.rectangle(img, p0, p1, col, thick, cv2.LINE_AA)
         if labels is not None and i < len(labels) and labels[i]:
             _label(img, str(labels[i]), p0[0] - thick // 2, p0[1] - thick // 2, col, scale, text_thick)
+    return img
+
+
+def mark_points(frame, points, labels: Sequence[str], colors: Sequence | None = None, *,
+                min_side: int = MIN_BOX_SIDE) -> np.ndarray:
+    """Mark normalised (x, y) ``points`` on a frame with a ringed dot and a label each (upscaled like
+    ``draw_boxes``): (H', W', 3) uint8 RGB. Non-finite points are skipped."""
+    import cv2
+
+    img = _as_rgb_frame(frame)
+    h, w = img.shape[:2]
+    if min_side and min(h, w) < min_side:
+        s = min_side / min(h, w)
+        img = cv2.resize(img, (int(round(w * s)), int(round(h * s))), interpolation=cv2.INTER_CUBIC)
+        h, w = img.shape[:2]
+    img = np.array(img)
+    short = min(h, w)
+    r = max(4, short // 45)
+    scale = max(0.45, short / 700)
+    text_thick = max(1, int(round(short / 400)))
+    for i, (pt, text) in enumerate(zip(np.asarray(points, dtype=np.float64).reshape(-1, 2), labels)):
+        if not np.all(np.isfinite(pt)):
+            continue
+        col = _rgb(colors[i]) if colors is not None and i < len(colors) else _rgb(PRED_COLORS[i % len(PRED_COLORS)])
+        x = int(round(min(max(pt[0], 0.0), 1.0) * (w - 1)))
+        y = int(round(min(max(pt[1], 0.0), 1.0) * (h - 1)))
+        cv2.circle(img, (x, y), r + 2, (255, 255, 255), -1, cv2.LINE_AA)  # halo, visible on any background
+        cv2.circle(img, (x, y), r, col, -1, cv2.LINE_AA)
+        _label(img, str(text), x + r + 2, y - r, col, scale, text_thick)
     return img
 
 

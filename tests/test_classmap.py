@@ -3,12 +3,15 @@ carry its features."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from avllm.data import GeneratedDataset, class_tags, collate
-from avllm.heads.classmap import WHEN_BINS, ClassMapHead, ClassMapOutput, ClassTargets, activity_targets, class_map_loss
+from avllm.heads.classmap import (
+    WHEN_BINS, ClassMapHead, ClassMapOutput, ClassTargets, activity_targets, class_map_loss,
+)  # fmt: skip
 from avllm.record import ObjectAnn, Record, SoundAnn
 from avllm.synth import CLASS_NAMES, SynthWorld
 
@@ -159,3 +162,53 @@ def test_class_map_losses_train_the_head_from_a_batch():
     assert set(terms) == {"tag_where", "tag_when", "tag_sounding"}
     sum(terms.values()).backward()
     assert float(model.class_map.q_img.grad.abs().sum()) > 0 and float(model.class_map.q_aud.grad.abs().sum()) > 0
+
+
+def _fake_features(centre, when, sounding, aud_mask, aud_times):
+    from types import SimpleNamespace
+
+    cm = ClassMapOutput(centre=centre, img_attn=torch.zeros(*centre.shape[:2], 4), when=when, sounding=sounding)
+    return SimpleNamespace(class_maps=cm, aud_mask=aud_mask, aud_times=aud_times)
+
+
+def test_evaluation_rows_score_hand_made_cases():
+    from collections import defaultdict
+
+    from avllm.evaluate import _class_map_rows
+
+    c = len(CLASS_NAMES)
+    rec = Record(
+        id="r", source="synth", duration=4.0,
+        objects=[ObjectAnn(category="bell", box=[0.0, 0.0, 0.4, 0.4], sounding=True, segments=[[0.0, 2.0]]),
+                 ObjectAnn(category="clock", box=[0.6, 0.6, 1.0, 1.0], sounding=False)],
+    )  # fmt: skip
+    truth = class_tags(rec, CLASS_NAMES)
+    bell, clock = CLASS_NAMES.index("bell"), CLASS_NAMES.index("clock")
+    centre = torch.full((1, c, 2), 0.5)
+    centre[0, bell] = torch.tensor([0.2, 0.2])  # inside the bell's box
+    centre[0, clock] = torch.tensor([0.2, 0.9])  # outside the clock's box
+    times = torch.tensor([0.5, 1.5, 2.5, 3.5])
+    when = torch.full((1, c, 4), -5.0)
+    when[0, bell, :3] = 5.0  # says 0-3 s; truth 0-2 s: IoU 2/3
+    sounding = torch.full((1, c), -5.0)  # the bell called silent (wrong), the clock silent (right)
+    rows: dict[str, list[float]] = defaultdict(list)
+    _class_map_rows(rows, _fake_features(centre, when, sounding, torch.ones(1, 4, dtype=torch.bool), times), 0,
+                    rec, truth)  # fmt: skip
+    assert rows["where.pointing"] == [1.0, 0.0]
+    assert rows["sounding.label_acc"] == [0.0, 1.0]
+    assert rows["when.iou"] == [pytest.approx(2 / 3)]
+
+
+def test_select_features_indexes_the_class_maps():
+    from model_factory import synth_batch, tiny_model
+
+    from avllm.evaluate import select_features
+
+    model = tiny_model().eval()
+    batch = synth_batch(batch_size=3)
+    with torch.no_grad():
+        f = model.encode(batch["frames"], batch["frame_times"], batch["audio"], batch["audio_len"])
+    sub = select_features(f, [2, 0])
+    assert torch.equal(sub.class_maps.centre, f.class_maps.centre[[2, 0]])
+    assert torch.equal(sub.class_maps.when, f.class_maps.when[[2, 0]])
+    assert torch.allclose(model.word_features(sub), model.word_features(f)[[2, 0]], atol=1e-6)

@@ -65,6 +65,11 @@ def test_cli_writes_every_file(ckpt, clip_path, tmp_path, capsys):
         values = list(probs.values())
         assert set(probs) <= set(CLASS_NAMES) and values == sorted(values, reverse=True)
         assert all(0.05 <= v <= 1.0 for v in values)
+    classes = doc["prediction"]["classes"]  # the class maps of the likely classes
+    times = doc["prediction"]["curves"]["times"]
+    for name, v in classes.items():
+        assert name in CLASS_NAMES and max(v["seen"], v["heard"]) >= 0.5
+        assert all(0.0 <= x <= 1.0 for x in v["centre"]) and len(v["activity"]) == len(times)
     printed = capsys.readouterr().out
     assert re.search(r"square\.mp4: 1\.5\d s, 12 frames", printed)  # AAC may add a few ms
     assert "Fact-check:" in printed and "wrote 8 images" in printed
@@ -200,6 +205,10 @@ def test_ground_truth_of_a_record():
         "Is this claim true or false? the bell rings", "true"), "avqa": TextAnswer("How many colours?", "2")}
     pred = Prediction(2.0, 1.0, [0.5, 1.5], answers, None, [0, 0, 1, 1], [0, 1], None, {}, {}, {})
     assert render.gt_answers(rec, pred) == {"ground": "[0.10, 0.10, 0.40, 0.40]", "factcheck": "true"}
+    pred.classes = {"bell": {"seen": 0.9, "heard": 0.8, "sounding": 0.7, "centre": [0.25, 0.75], "activity": []},
+                    "bird": {"seen": 0.1, "heard": 0.9, "sounding": 0.2, "centre": [0.5, 0.5], "activity": []}}
+    md = render.answers_markdown(pred)
+    assert "class maps, where: bell at (0.25, 0.75), sounding" in md and "bird at" not in md  # the bird is unseen
 
 
 def test_readme_scripting_snippet_runs(ckpt, tmp_path, monkeypatch):

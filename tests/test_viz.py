@@ -191,6 +191,17 @@ def test_box_pixels_match_the_box(x0, y0, w, h):
     assert abs(ys.min() - box[1] * (H - 1)) <= tol and abs(ys.max() - box[3] * (H - 1)) <= tol
 
 
+def test_points_are_marked_where_they_are_and_bad_ones_skipped():
+    frame = np.zeros((100, 200, 3), np.uint8)
+    out = viz.mark_points(frame, [[0.25, 0.5], [float("nan"), 0.5]], ["bell", "lost"], colors=[RED, "#00ff00"])
+    assert out.shape == (384, 768, 3)  # upscaled like draw_boxes
+    h, w = out.shape[:2]
+    assert tuple(out[round(0.5 * (h - 1)), round(0.25 * (w - 1))]) == RED  # the dot's centre
+    assert not np.any(np.all(out == (0, 255, 0), axis=-1))  # the NaN point drew nothing
+    assert out[:, w // 2 :].max() == 0  # nothing on the right half: the label sits beside its dot
+    assert frame.max() == 0  # the caller's frame is untouched
+
+
 def test_map_panel_grows_with_the_number_of_maps_and_shows_the_hot_spot():
     frame = np.full((60, 80, 3), 100, np.uint8)
     hot = np.zeros((6, 8), np.float32)
