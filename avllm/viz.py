@@ -412,9 +412,13 @@ def activation_plot(
     ax.set_ylabel("activation")
     ax.set_title(title, loc="left", fontsize=11)
     ax.grid(alpha=0.3)
-    if acts:
-        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=9, ncol=min(len(acts), 4), frameon=False)
-    fig.subplots_adjust(left=0.07, right=0.99, top=0.88, bottom=0.17)
+    right = 0.99
+    if 0 < len(acts) <= 3:  # one row above the axes, beside the title
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=9, ncol=len(acts), frameon=False)
+    elif acts:  # more: a column right of the axes, where no title can collide with it
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
+        right = 0.78
+    fig.subplots_adjust(left=0.07, right=right, top=0.88, bottom=0.17)
     return _render(fig)
 
 
