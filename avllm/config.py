@@ -360,6 +360,8 @@ class ModelConfig(Config):
             raise ConfigError(f"num_tags must be >= 0, got {self.num_tags}")
         if self.num_tags and len(self.tag_words) > self.num_tags:  # without a tag head the words are unused
             raise ConfigError(f"{len(self.tag_words)} tag_words but only {self.num_tags} tags")
+        if self.tag_locate and self.num_tags == 0:
+            raise ConfigError("tag_locate needs the tag head (num_tags > 0)")
         if len(set(self.tag_words)) != len(self.tag_words) or not all(w.strip() for w in self.tag_words):
             raise ConfigError(f"tag_words must be distinct non-empty names, got {self.tag_words}")
         if self.dense.temperature_min > self.dense.temperature_max:

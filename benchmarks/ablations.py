@@ -1,11 +1,13 @@
-"""Ablations at an equal budget: each variant is the default training command with one part removed, cut at the same
-step of the same schedule, and evaluated on the same clips as the default run's checkpoint at that step.
+"""Ablations at an equal budget: each variant is the default training command with one part removed (or, for the class
+maps, added), cut at the same step of the same schedule, and evaluated on the same clips as the default run's
+checkpoint at that step.
 
     PYTHONPATH=. .venv/bin/python benchmarks/ablations.py --reference runs/tiny-default --stop-after 150 \\
         --data data/test-standard --limit 100
 
 Variants (model configs in avllm/presets/ablations/): JSA without attention matching, DenseAV without the
-disentanglement term, the Q-Former with full instead of causal window attention, CAD without the contextual block.
+disentanglement term, the Q-Former with full instead of causal window attention, CAD without the contextual block;
+and the class maps (avllm/heads/classmap.py) on top of the default.
 Every run uses the same seed, so the same initial weights and the same batches: the one difference is the part
 removed. ``--stop-after`` cuts the run at that step of the ``--steps`` schedule (the default run's), so the learning
 rate agrees at every step with the reference checkpoint's. Finished runs and evaluations are reused.
@@ -28,6 +30,7 @@ VARIANTS = {
     "tiny-no-disentangle": "DenseAV without disentanglement",
     "tiny-qformer-full": "Q-Former full attention (not causal)",
     "tiny-no-context": "CAD without the contextual block",
+    "tiny-class-maps": "with class maps (where / when of each class)",
 }
 COLUMNS = (
     "ssl.ciou50", "ssl.auc", "ssl.pointing", "seg.sound.miou", "ground.acc50", "temporal.miou", "avqa.acc",

@@ -3,6 +3,8 @@ carry its features."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -16,6 +18,26 @@ from avllm.record import ObjectAnn, Record, SoundAnn
 from avllm.synth import CLASS_NAMES, SynthWorld
 
 CLASSES = ["bell", "clock", "bird", "engine"]
+
+
+def _located_model():
+    """The tiny preset with class maps (``tag_locate``), as avllm/presets/ablations/tiny-class-maps.json."""
+    from model_factory import tiny_model
+
+    from avllm.config import get_preset
+
+    return tiny_model(get_preset("tiny").replace(tag_locate=True))
+
+
+def test_default_preset_has_no_class_maps_and_the_variant_does():
+    from model_factory import tiny_model
+
+    from avllm.config import ModelConfig, get_preset
+
+    assert tiny_model().class_map is None  # the shipped checkpoint's architecture
+    repo = Path(__file__).resolve().parents[1]
+    variant = ModelConfig.load(repo / "avllm" / "presets" / "ablations" / "tiny-class-maps.json")
+    assert variant.tag_locate and variant.replace(name="tiny", tag_locate=False) == get_preset("tiny")
 
 
 def test_class_targets_follow_the_record():
@@ -126,7 +148,7 @@ def test_loss_prefers_the_truth_ignores_unseen_centres_and_skips_unlabelled():
 def test_model_word_features_carry_the_class_maps():
     from model_factory import synth_batch, tiny_model
 
-    model = tiny_model().eval()
+    model = _located_model().eval()
     assert model.class_map is not None
     batch = synth_batch(batch_size=2)
     with torch.no_grad():
@@ -150,7 +172,7 @@ def test_class_map_losses_train_the_head_from_a_batch():
     from avllm.model import _batch_class_targets
 
     world = SynthWorld("train", seed=2, image_size=64)
-    model = tiny_model()
+    model = _located_model()
     ds = GeneratedDataset(world.__getitem__, 2, num_frames=model.cfg.num_frames, image_size=64,
                           tag_classes=CLASS_NAMES)  # fmt: skip
     batch = collate([ds[i] for i in range(2)])
@@ -204,7 +226,7 @@ def test_select_features_indexes_the_class_maps():
 
     from avllm.evaluate import select_features
 
-    model = tiny_model().eval()
+    model = _located_model().eval()
     batch = synth_batch(batch_size=3)
     with torch.no_grad():
         f = model.encode(batch["frames"], batch["frame_times"], batch["audio"], batch["audio_len"])

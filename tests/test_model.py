@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from avllm.config import get_preset
 from avllm.model import ALIGN_LOSSES, INSTRUCT_LOSSES
 from avllm.train import _set_trainable, stage_losses
 from model_factory import synth_batch, tiny_model
@@ -35,6 +36,9 @@ REACHES = {
     "activity": ("activity_head.",),
     "slot_anchor": ("slots.", "img_proj.", "aud_proj.", "image_encoder.", "audio_encoder."),
     "tags": ("tag_head.", "img_proj.", "aud_proj.", "image_encoder.", "audio_encoder."),
+    "tag_where": ("class_map.q_img", "class_map.k_img", "img_proj.", "image_encoder."),
+    "tag_when": ("class_map.q_aud", "class_map.k_aud", "aud_proj.", "audio_encoder."),
+    "tag_sounding": ("class_map.sounding", "img_proj.", "aud_proj."),
 }
 # ... and parameter prefixes that must get nothing from it
 NEVER = {
@@ -45,14 +49,16 @@ NEVER = {
     "cad_avqa": ("lm.", "dense.", "box_head."),
     "box": ("lm.", "dense.", "answer_chain."),
     "slot_anchor": ("lm.", "dense.", "avace.", "box_head.", "tag_head."),
-    "tags": ("lm.", "slots.", "dense.", "box_head."),
+    "tags": ("lm.", "slots.", "dense.", "box_head.", "class_map."),
+    "tag_where": ("lm.", "tag_head.", "class_map.q_aud", "class_map.k_aud", "audio_encoder."),
+    "tag_when": ("lm.", "tag_head.", "class_map.q_img", "class_map.k_img", "image_encoder."),
 }
 
 
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return tiny_model().train()
+    return tiny_model(get_preset("tiny").replace(tag_locate=True)).train()  # every head on, class maps included
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +127,7 @@ def test_instruct_stage_freezes_encoders_and_align_stage_freezes_lm(batch):
     _set_trainable(m2, "align")
     out2 = m2(batch)
     assert "lm" not in out2.losses  # the LM is off in the alignment stage
-    sum(out2.losses[k] for k in stage_losses("align")).backward()
+    sum(out2.losses[k] for k in stage_losses("align") if k in out2.losses).backward()  # no class maps here
     assert all(p.grad is None for p in m2.lm.parameters())
     assert any(p.grad is not None for p in m2.image_encoder.parameters())
 
