@@ -222,3 +222,29 @@ def test_readme_scripting_snippet_runs(ckpt, tmp_path, monkeypatch):
     exec(compile(code, "README.md:Scripting", "exec"), scope)
     assert set(scope["out"].images) == set(render.IMAGE_NAMES)
     assert (tmp_path / "out" / "overlay.mp4").is_file() and (tmp_path / "out" / "prediction.json").is_file()
+
+
+def test_class_maps_of_a_located_model_reach_the_rendered_images(clip_path):
+    import torch
+
+    from avllm.config import get_preset
+    from avllm.media import load_clip
+    from avllm.predictor import Predictor
+
+    torch.manual_seed(0)
+    pred_ = Predictor(tiny_model(get_preset("tiny").replace(tag_locate=True)).eval())
+    clip = load_clip(clip_path, fps=8.0)
+    pred_.set_clip(clip)
+    every = pred_.class_maps(min_prob=0.0)  # every class, whatever its probability
+    times = pred_.maps()["times"]
+    assert set(every) == set(CLASS_NAMES)
+    for v in every.values():
+        assert len(v["activity"]) == len(times) and all(0.0 <= x <= 1.0 for x in v["centre"] + v["activity"])
+        assert all(0.0 <= v[k] <= 1.0 for k in ("seen", "heard", "sounding"))
+    pred = pred_.predict()
+    base = render.render_images(clip, pred)
+    pred.classes = {"bell": {**every["bell"], "seen": 0.9, "heard": 0.9, "sounding": 0.9}}
+    shown = render.render_images(clip, pred)
+    assert not np.array_equal(shown["boxes"], base["boxes"])  # one more panel: the classes seen, marked
+    assert not np.array_equal(shown["audio_slots"], base["audio_slots"])  # the bell's activity line
+    assert "class maps, where: bell at" in render.answers_markdown(pred)
