@@ -483,6 +483,19 @@ def _label(img, text: str, x: int, y: int, color, scale: float, thickness: int) 
     cv2.putText(img, text, (x + pad, y - base - pad), font, scale, ink, max(1, thickness), cv2.LINE_AA)
 
 
+def _drawable(frame, min_side: int) -> np.ndarray:
+    """An RGB copy of ``frame`` to draw on, upscaled so that its short side is at least ``min_side`` (0: as is).
+    A copy: never draw into the caller's frame (a still image's frames are a read-only view)."""
+    import cv2
+
+    img = _as_rgb_frame(frame)
+    h, w = img.shape[:2]
+    if min_side and min(h, w) < min_side:
+        s = min_side / min(h, w)
+        img = cv2.resize(img, (int(round(w * s)), int(round(h * s))), interpolation=cv2.INTER_CUBIC)
+    return np.array(img)
+
+
 def draw_boxes(
     frame, boxes, labels: Sequence[str] | None = None, colors: Sequence | None = None, gt_boxes=None,
     gt_labels: Sequence[str] | None = None, *, min_side: int = MIN_BOX_SIDE,
@@ -497,13 +510,8 @@ def draw_boxes(
     """
     import cv2
 
-    img = _as_rgb_frame(frame)
+    img = _drawable(frame, min_side)
     h, w = img.shape[:2]
-    if min_side and min(h, w) < min_side:
-        s = min_side / min(h, w)
-        img = cv2.resize(img, (int(round(w * s)), int(round(h * s))), interpolation=cv2.INTER_CUBIC)
-        h, w = img.shape[:2]
-    img = np.array(img)  # a copy: never draw into the caller's frame (a still image's frames are a read-only view)
     short = min(h, w)
     thick = max(2, int(round(short / 160)))
     scale = max(0.45, short / 700)
@@ -544,13 +552,8 @@ def mark_points(frame, points, labels: Sequence[str], colors: Sequence | None = 
     ``draw_boxes``): (H', W', 3) uint8 RGB. Non-finite points are skipped."""
     import cv2
 
-    img = _as_rgb_frame(frame)
+    img = _drawable(frame, min_side)
     h, w = img.shape[:2]
-    if min_side and min(h, w) < min_side:
-        s = min_side / min(h, w)
-        img = cv2.resize(img, (int(round(w * s)), int(round(h * s))), interpolation=cv2.INTER_CUBIC)
-        h, w = img.shape[:2]
-    img = np.array(img)
     short = min(h, w)
     r = max(4, short // 45)
     scale = max(0.45, short / 700)
