@@ -25,11 +25,11 @@ from avllm.config import ModelConfig
 from avllm.encoders import AudioEncoder, ImageEncoder, build_audio_encoder, build_image_encoder
 from avllm.heads.align import AVACE, AVOpT, box_mask_on_grid
 from avllm.heads.cad import AnswerChain, ContextualBlock, TemporalAlignment
+from avllm.heads.classmap import WHEN_BINS, ClassMapHead, ClassMapOutput, ClassTargets, class_map_loss
 from avllm.heads.dense import DenseAV
 from avllm.heads.proposals import ActivityHead, BoxHead, activity_loss, box_loss, grid_centres
 from avllm.heads.qformer import CausalQFormer
 from avllm.heads.slots import JointSlotAttention, slot_anchor_loss
-from avllm.heads.classmap import WHEN_BINS, ClassMapHead, ClassMapOutput, ClassTargets, class_map_loss
 from avllm.heads.tags import TagHead, tag_loss
 from avllm.llm import IGNORE_INDEX, AVLanguageModel, build_llm
 from avllm.textformat import GroundingCodec
