@@ -42,6 +42,7 @@ from .readers import (
     read_vggss,
     write_manifest,
 )
+from .metrics.grounding import interval_union
 from .record import TASKS, Record, TextSample
 from .textformat import parse_boxes, parse_segments
 
@@ -317,30 +318,19 @@ def class_tags(record: Record, classes: Sequence[str] | None) -> dict[str, Any]:
             count[i] += 1
             if o.sounding:
                 heard[i] = sound[i] = 1.0
-                segs[i] += [list(map(float, s)) for s in o.segments]
+                segs[i] += o.segments
         centre = centre / count.clamp_min(1)[:, None]
         for snd in record.sounds:
             if snd.category != "speech":
                 heard[index[snd.category]] = 1.0
-                segs[index[snd.category]] += [list(map(float, s)) for s in snd.segments]
+                segs[index[snd.category]] += snd.segments
     seg_t = torch.full((n, CLASS_SEGMENTS, 2), -1.0)
     for i, rows in enumerate(segs):
-        rows = _merge_segments(rows)[:CLASS_SEGMENTS]
+        rows = interval_union(rows)[:CLASS_SEGMENTS]
         if rows:
             seg_t[i, : len(rows)] = torch.tensor(rows)
     return {"seen_tags": seen, "heard_tags": heard, "sound_tags": sound, "class_centre": centre,
             "class_segments": seg_t, "tags_valid": int(valid)}  # fmt: skip
-
-
-def _merge_segments(rows: list[list[float]]) -> list[list[float]]:
-    """Sorted union of [start, end] segments."""
-    out: list[list[float]] = []
-    for s, e in sorted(rows):
-        if out and s <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], e)
-        else:
-            out.append([s, e])
-    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
