@@ -301,6 +301,9 @@ class LMConfig(Config):
     lora_r: int = 16
     lora_alpha: int = 32
     freeze: bool = False  # keep the LM frozen (only projector and heads train)
+    # How the next-token loss averages: "token" over all labelled tokens of the batch (long answers such as
+    # captions then outweigh one-word answers), "sample" over each sample's labelled tokens, then over samples.
+    loss_norm: Literal["token", "sample"] = "token"
 
     def validate(self) -> None:
         if self.arch == "hf" and not self.name_or_path:

@@ -40,11 +40,32 @@ from avllm.encoders import WeightsError
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["AV_TOKEN", "IGNORE_INDEX", "AVLanguageModel", "build_llm"]
+__all__ = ["AV_TOKEN", "IGNORE_INDEX", "AVLanguageModel", "build_llm", "next_token_loss"]
 
 AV_TOKEN = "<av>"
 IGNORE_INDEX = -100  # label value that the loss skips
 USER, ASSISTANT = " user:", " assistant:"
+
+
+def next_token_loss(logits: Tensor, labels: Tensor, norm: str = "token") -> Tensor:
+    """Cross-entropy of ``logits`` (B, L, V) at position t against ``labels`` (B, L) at t + 1, skipping
+    ``IGNORE_INDEX``. ``norm="token"``: the mean over every labelled token of the batch (what the transformers LMs
+    compute). ``norm="sample"``: each row's mean over its own labelled tokens, then the mean over rows that have
+    any, so a one-word answer weighs as much as a caption. A batch with no labelled token gives 0 (with a graph).
+    """
+    shift_logits = logits[:, :-1].float()  # (B, L-1, V)
+    shift_labels = labels[:, 1:]  # (B, L-1)
+    valid = shift_labels != IGNORE_INDEX  # (B, L-1)
+    ce = nn.functional.cross_entropy(shift_logits.transpose(1, 2), shift_labels.clamp_min(0), reduction="none")
+    ce = ce * valid  # (B, L-1)
+    if norm == "token":
+        return ce.sum() / valid.sum().clamp_min(1)
+    if norm != "sample":
+        raise ValueError(f"unknown loss_norm {norm!r}; known: token, sample")
+    counts = valid.sum(1)  # (B,)
+    has = counts > 0
+    per_row = ce.sum(1) / counts.clamp_min(1)  # (B,)
+    return (per_row * has).sum() / has.sum().clamp_min(1)
 
 
 class AVLanguageModel(nn.Module):
@@ -149,11 +170,13 @@ class AVLanguageModel(nn.Module):
         labels: Tensor | None = None,
         word_embeds: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
-        """Logits (B, L, V) float and, with ``labels`` (B, L), the mean next-token cross-entropy over labelled
-        tokens (scalar), else None. ``word_embeds`` (B, L, H): added to the token embeddings (see ``splice``)."""
+        """Logits (B, L, V) float and, with ``labels`` (B, L), the next-token cross-entropy over labelled tokens
+        (scalar; averaged as ``cfg.loss_norm`` says, see :func:`next_token_loss`), else None. ``word_embeds``
+        (B, L, H): added to the token embeddings (see ``splice``)."""
         embeds = self.splice(input_ids, av_embeds, word_embeds)  # (B, L, H)
-        out = self.lm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, use_cache=False)
-        return out.logits, (out.loss if labels is not None else None)
+        out = self.lm(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False)
+        loss = next_token_loss(out.logits, labels, self.cfg.loss_norm) if labels is not None else None
+        return out.logits, loss
 
     @torch.no_grad()
     def generate(

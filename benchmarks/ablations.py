@@ -7,7 +7,8 @@ checkpoint at that step.
 
 Variants (model configs in avllm/presets/ablations/): JSA without attention matching, DenseAV without the
 disentanglement term, the Q-Former with full instead of causal window attention, CAD without the contextual block;
-and the class maps (avllm/heads/classmap.py) on top of the default.
+and, added on top of the default, the class maps (avllm/heads/classmap.py) and the LM loss averaged per sample
+(``LMConfig.loss_norm``).
 Every run uses the same seed, so the same initial weights and the same batches: the one difference is the part
 removed. ``--stop-after`` cuts the run at that step of the ``--steps`` schedule (the default run's), so the learning
 rate agrees at every step with the reference checkpoint's. Finished runs and evaluations are reused.
@@ -31,6 +32,7 @@ VARIANTS = {
     "tiny-qformer-full": "Q-Former full attention (not causal)",
     "tiny-no-context": "CAD without the contextual block",
     "tiny-class-maps": "with class maps (where / when of each class)",
+    "tiny-sample-loss": "LM loss averaged per sample, not per token",
 }
 COLUMNS = (
     "ssl.ciou50", "ssl.auc", "ssl.pointing", "seg.sound.miou", "ground.acc50", "temporal.miou", "avqa.acc",

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from avllm.config import (
+    PRESET_DIR,
     AlignConfig,
     AudioEncoderConfig,
     ConfigError,
@@ -35,6 +36,23 @@ def test_round_trip_exact(name, tmp_path):
     cfg.save(tmp_path / "c.json")
     assert ModelConfig.load(tmp_path / "c.json") == cfg
     assert get_preset(str(tmp_path / "c.json")) == cfg
+
+
+def _leaves(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+@pytest.mark.parametrize("path", sorted((PRESET_DIR / "ablations").glob("*.json")), ids=lambda p: p.stem)
+def test_each_ablation_preset_changes_one_field_of_tiny(path):
+    """An ablation compares one change against the default run: its preset is the tiny preset with its own name
+    and exactly one other field changed."""
+    tiny, variant = _leaves(get_preset("tiny").to_dict()), _leaves(ModelConfig.load(path).to_dict())
+    assert variant["name"] == path.stem
+    changed = [k for k in tiny if k != "name" and tiny[k] != variant[k]]
+    assert len(changed) == 1, changed
 
 
 def test_unknown_key_named_with_path():

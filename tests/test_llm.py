@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from avllm.config import LMConfig
 from avllm.encoders import WeightsError
-from avllm.llm import AV_TOKEN, IGNORE_INDEX, AVLanguageModel, build_llm
+from avllm.llm import AV_TOKEN, IGNORE_INDEX, AVLanguageModel, build_llm, next_token_loss
 from avllm.tokenizer import load_tokenizer, train_tokenizer
 
 GROUNDING = [f"<loc_{i}>" for i in range(32)] + [f"<t_{j}>" for j in range(64)]
@@ -126,6 +126,61 @@ def test_loss_is_next_token_cross_entropy(tok):
     want = torch.nn.functional.cross_entropy(logits[0, :-1], b["labels"][0, 1:], ignore_index=IGNORE_INDEX)
     torch.testing.assert_close(loss, want)
     assert model(b["input_ids"], b["attention_mask"], av)[1] is None
+
+
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=4), st.integers(0, 2**16))
+@settings(max_examples=30, deadline=None)
+def test_loss_norms_weigh_tokens_or_samples(answer_lengths, seed):
+    """token: the mean over every labelled token (the transformers LM loss); sample: the mean of each row's own
+    mean, so a row's weight does not grow with its answer's length; rows without labels count in neither."""
+    g = torch.Generator().manual_seed(seed)
+    rows, length, vocab = len(answer_lengths), 10, 7
+    logits = torch.randn(rows, length, vocab, generator=g)
+    labels = torch.full((rows, length), IGNORE_INDEX)
+    for r, n in enumerate(answer_lengths):  # answer (+ eos) at the end of the row, as build_inputs right-pads
+        labels[r, length - n:] = torch.randint(0, vocab, (n,), generator=g)
+    per_row = [torch.nn.functional.cross_entropy(logits[r, :-1], labels[r, 1:], ignore_index=IGNORE_INDEX,
+                                                 reduction="sum") for r in range(rows)]
+    counts = [int((labels[r, 1:] != IGNORE_INDEX).sum()) for r in range(rows)]
+    total = sum(counts)
+    want_token = sum(per_row) / total if total else torch.tensor(0.0)
+    labelled = [p / c for p, c in zip(per_row, counts) if c]
+    want_sample = sum(labelled) / len(labelled) if labelled else torch.tensor(0.0)
+    torch.testing.assert_close(next_token_loss(logits, labels, "token"), torch.as_tensor(want_token))
+    torch.testing.assert_close(next_token_loss(logits, labels, "sample"), torch.as_tensor(want_sample))
+    if total:  # the transformers loss agrees with "token"
+        from transformers.loss.loss_utils import ForCausalLMLoss
+        torch.testing.assert_close(next_token_loss(logits, labels, "token"),
+                                   ForCausalLMLoss(logits, labels, vocab_size=vocab))
+
+
+def test_sample_norm_gives_a_short_answer_its_own_weight():
+    """Two rows, a one-token answer that is badly wrong and a long one that is right: under "token" the short
+    answer's loss is diluted by the long one's length, under "sample" it keeps half the weight."""
+    vocab, length = 5, 12
+    logits = torch.zeros(2, length, vocab)
+    labels = torch.full((2, length), IGNORE_INDEX)
+    labels[0, -1] = 1
+    logits[0, -2, 1] = -10.0  # the short answer's one token is very unlikely
+    labels[1, 2:] = 0
+    logits[1, 1:-1, 0] = 10.0  # the long answer's tokens are near certain
+    token, sample = next_token_loss(logits, labels, "token"), next_token_loss(logits, labels, "sample")
+    short = torch.nn.functional.cross_entropy(logits[0, -2:-1], labels[0, -1:])
+    torch.testing.assert_close(sample, short / 2, atol=1e-3, rtol=1e-3)
+    assert token < sample / 4
+    with pytest.raises(ValueError, match="loss_norm"):
+        next_token_loss(logits, labels, "row")
+
+
+def test_loss_norm_config_reaches_the_model(tok):
+    torch.manual_seed(0)
+    model = build_llm(LMConfig(**{**SMALL.to_dict(), "loss_norm": "sample"}), tok)
+    b = model.build_inputs(["where is the ball?", "which object makes the sound?"], ["left", "the green bell"],
+                           num_av_tokens=2)
+    av = torch.randn(2, 2, model.hidden_size)
+    logits, loss = model(b["input_ids"], b["attention_mask"], av, b["labels"])
+    torch.testing.assert_close(loss, next_token_loss(logits, b["labels"], "sample"))
+    assert not torch.allclose(loss, next_token_loss(logits, b["labels"], "token"))
 
 
 def test_splice_places_av_embeds_and_checks_counts(tok):
