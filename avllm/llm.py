@@ -40,11 +40,21 @@ from avllm.encoders import WeightsError
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["AV_TOKEN", "IGNORE_INDEX", "AVLanguageModel", "build_llm", "next_token_loss"]
+__all__ = ["AV_TOKEN", "IGNORE_INDEX", "AVLanguageModel", "build_llm", "next_token_loss", "token_losses"]
 
 AV_TOKEN = "<av>"
 IGNORE_INDEX = -100  # label value that the loss skips
 USER, ASSISTANT = " user:", " assistant:"
+
+
+def token_losses(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-position cross-entropy of ``logits`` (B, L, V) at t against ``labels`` (B, L) at t + 1: ``(ce, valid)``,
+    both (B, L - 1); ``ce`` is 0 where ``valid`` is false (``IGNORE_INDEX``)."""
+    shift_labels = labels[:, 1:]  # (B, L-1)
+    valid = shift_labels != IGNORE_INDEX  # (B, L-1)
+    ce = nn.functional.cross_entropy(logits[:, :-1].float().transpose(1, 2), shift_labels.clamp_min(0),
+                                     reduction="none")  # fmt: skip
+    return ce * valid, valid
 
 
 def next_token_loss(logits: Tensor, labels: Tensor, norm: str = "token") -> Tensor:
@@ -53,11 +63,7 @@ def next_token_loss(logits: Tensor, labels: Tensor, norm: str = "token") -> Tens
     compute). ``norm="sample"``: each row's mean over its own labelled tokens, then the mean over rows that have
     any, so a one-word answer weighs as much as a caption. A batch with no labelled token gives 0 (with a graph).
     """
-    shift_logits = logits[:, :-1].float()  # (B, L-1, V)
-    shift_labels = labels[:, 1:]  # (B, L-1)
-    valid = shift_labels != IGNORE_INDEX  # (B, L-1)
-    ce = nn.functional.cross_entropy(shift_logits.transpose(1, 2), shift_labels.clamp_min(0), reduction="none")
-    ce = ce * valid  # (B, L-1)
+    ce, valid = token_losses(logits, labels)  # (B, L-1) each
     if norm == "token":
         return ce.sum() / valid.sum().clamp_min(1)
     if norm != "sample":

@@ -2,7 +2,8 @@
 
 One process on CPU, one GPU, or many through ``accelerate launch`` (DDP; see docs/TRAINING.md for FSDP and
 DeepSpeed). Mixed precision on GPU, gradient accumulation, warmup + cosine schedule, gradient clipping. Logs every
-loss term and the learning rate to TensorBoard and to ``DIR/log.jsonl``; checkpoints every ``ckpt_every`` steps
+loss term, the learning rate and the LM loss of each task (``lm.<task>``, observed over the steps since the last
+log line) to TensorBoard and to ``DIR/log.jsonl``; checkpoints every ``ckpt_every`` steps
 atomically under ``DIR/checkpoints/step_N`` (+ ``DIR/latest``); ``--resume`` continues exactly from the latest one.
 A NaN/inf loss stops the run, naming the step and the loss terms; the last good checkpoint stays intact.
 
@@ -129,6 +130,7 @@ class Trainer:
             self._load_state(latest)
         self.data = TrainingData(cfg, model.cfg, rank=self.accel.process_index, world=self.accel.num_processes)
         self.log_file = self.out / "log.jsonl"
+        self._diag: dict[str, tuple[float, int]] = {}  # "lm.<task>" -> (summed loss, tokens) since the last log
         self.tb = None
         if self.accel.is_main_process:
             try:
@@ -218,6 +220,9 @@ class Trainer:
                 self.opt.zero_grad(set_to_none=True)
             for k, v in terms.items():
                 logged[k] = logged.get(k, 0.0) + float(v.detach()) / cfg.grad_accum
+            for k, (total, n) in out.diagnostics.items():
+                t0, n0 = self._diag.get(k, (0.0, 0))
+                self._diag[k] = (t0 + total, n0 + n)
             logged["loss"] = logged.get("loss", 0.0) + float(loss.detach()) / cfg.grad_accum
         logged["lr"] = self.opt.param_groups[0]["lr"]
         self.step += 1
@@ -250,8 +255,11 @@ class Trainer:
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 row["sec_per_step"] = (time.time() - t0) / max(1, cfg.log_every)
                 t0 = time.time()
-                self._log(row)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k not in ("lr", "sec_per_step")})
+                # the LM loss of each task, per token, over every step since the last log line
+                row.update({k: total / n for k, (total, n) in sorted(self._diag.items())})
+                self._diag = {}
+                self._log(row)
             if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
                 last = self.save()
         bar.close()

@@ -154,6 +154,35 @@ def test_loss_norms_weigh_tokens_or_samples(answer_lengths, seed):
                                    ForCausalLMLoss(logits, labels, vocab_size=vocab))
 
 
+@given(st.lists(st.tuples(st.sampled_from(["ground", "factcheck", "caption", ""]), st.integers(0, 6)), min_size=1,
+                max_size=5), st.integers(0, 2**16))
+@settings(max_examples=30, deadline=None)
+def test_task_losses_add_up_to_the_token_mean(rows, seed):
+    """lm_task_losses splits the per-token loss by task: each task's (sum, count) is that of its own rows, rows
+    without a task are left out, and over all rows the sums and counts give back the batch's per-token mean."""
+    from avllm.model import lm_task_losses
+
+    g = torch.Generator().manual_seed(seed)
+    length, vocab = 9, 6
+    logits = torch.randn(len(rows), length, vocab, generator=g)
+    labels = torch.full((len(rows), length), IGNORE_INDEX)
+    for r, (_, n) in enumerate(rows):
+        labels[r, length - n:] = torch.randint(0, vocab, (n,), generator=g)
+    tasks = [t for t, _ in rows]
+    got = lm_task_losses(logits, labels, tasks)
+    for task in {t for t, n in rows if t and n > 0}:
+        idx = [r for r, t in enumerate(tasks) if t == task]
+        total, count = got[f"lm.{task}"]
+        assert count == int((labels[idx, 1:] != IGNORE_INDEX).sum())
+        assert abs(total / count - float(next_token_loss(logits[idx], labels[idx], "token"))) < 1e-4
+    assert set(got) == {f"lm.{t}" for t, n in rows if t and n > 0}
+    named = [r for r, t in enumerate(tasks) if t]
+    if sum(c for _, c in got.values()):
+        mean = sum(s for s, _ in got.values()) / sum(c for _, c in got.values())
+        assert abs(mean - float(next_token_loss(logits[named], labels[named], "token"))) < 1e-4
+    assert lm_task_losses(logits, labels, tasks[:-1] + ["x", "y"]) == {}  # a task list of the wrong length
+
+
 def test_sample_norm_gives_a_short_answer_its_own_weight():
     """Two rows, a one-token answer that is badly wrong and a long one that is right: under "token" the short
     answer's loss is diluted by the long one's length, under "sample" it keeps half the weight."""

@@ -4,6 +4,7 @@ checkpoint intact, and both launch paths (plain and a 2-process ``accelerate lau
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -55,6 +56,15 @@ def test_resume_is_exact(tmp_path):
     assert not diff, f"{len(diff)} tensors differ, e.g. {diff[:3]}"
     log = (tmp_path / "b" / "log.jsonl").read_text().splitlines()
     assert len(log) == 4 and '"lm"' in log[0] and '"lr"' in log[0]
+    rows = [json.loads(line) for line in log]
+    per_task = {k: v for row in rows for k, v in row.items() if k.startswith("lm.")}
+    assert per_task, "no line has the LM loss of a task"
+    assert {k.removeprefix("lm.") for k in per_task} <= {"ground", "temporal", "factcheck", "avqa", "caption"}
+    assert all(math.isfinite(v) and v > 0 for v in per_task.values())
+    for row in rows:  # with one labelled task in the step, its per-token loss is the step's lm term
+        tasks = [k for k in row if k.startswith("lm.")]
+        if len(tasks) == 1:
+            assert abs(row[tasks[0]] - row["lm"]) < 1e-3 * max(1.0, row["lm"])
 
 
 def test_stop_after_cuts_the_same_schedule(tmp_path):
