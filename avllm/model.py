@@ -89,8 +89,8 @@ class AVOutput:
 
 def lm_task_losses(logits: Tensor, labels: Tensor, tasks: list[str]) -> dict[str, tuple[float, int]]:
     """``{"lm.<task>": (summed next-token loss, labelled tokens)}`` over the rows of each task: logits (B, L, V),
-    labels (B, L), one task name per row ("" rows are skipped). Sums, not means, so that micro-batches and processes
-    add up to the exact per-token mean of each task."""
+    labels (B, L), one task name per row ("" rows are skipped). Sums, not means, so that the micro-batches and steps
+    of a log line add up to the exact per-token mean of each task."""
     if len(tasks) != labels.shape[0]:
         return {}
     ce, valid = token_losses(logits, labels)  # (B, L-1)
@@ -388,7 +388,7 @@ class AVLLM(nn.Module):
             lm_logits, lm_loss = self.lm(enc["input_ids"], enc["attention_mask"], prefix, enc["labels"], words)
             if lm_loss is not None:
                 losses["lm"] = lm_loss
-                diagnostics = lm_task_losses(lm_logits.detach(), enc["labels"], list(batch.get("task", [])))
+                diagnostics = lm_task_losses(lm_logits.detach(), enc["labels"], list(tasks))
         if "answer_index" in batch and bool((batch["answer_index"] >= 0).any()):
             ao = self._ask_chain(f, list(batch["prompt"]), batch["answer_index"].to(dev))
             avqa_logits = ao.logits
