@@ -40,7 +40,8 @@ from avllm.encoders import WeightsError
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["AV_TOKEN", "IGNORE_INDEX", "AVLanguageModel", "build_llm", "next_token_loss", "token_losses"]
+__all__ = ["AV_TOKEN", "IGNORE_INDEX", "AVLanguageModel", "build_llm", "lm_task_losses", "next_token_loss",
+           "reduce_token_losses", "token_losses"]
 
 AV_TOKEN = "<av>"
 IGNORE_INDEX = -100  # label value that the loss skips
@@ -63,7 +64,11 @@ def next_token_loss(logits: Tensor, labels: Tensor, norm: str = "token") -> Tens
     compute). ``norm="sample"``: each row's mean over its own labelled tokens, then the mean over rows that have
     any, so a one-word answer weighs as much as a caption. A batch with no labelled token gives 0 (with a graph).
     """
-    ce, valid = token_losses(logits, labels)  # (B, L-1) each
+    return reduce_token_losses(*token_losses(logits, labels), norm)
+
+
+def reduce_token_losses(ce: Tensor, valid: Tensor, norm: str = "token") -> Tensor:
+    """The scalar of :func:`next_token_loss` from :func:`token_losses`' ``(ce, valid)``, both (B, L - 1)."""
     if norm == "token":
         return ce.sum() / valid.sum().clamp_min(1)
     if norm != "sample":
@@ -72,6 +77,21 @@ def next_token_loss(logits: Tensor, labels: Tensor, norm: str = "token") -> Tens
     has = counts > 0
     per_row = ce.sum(1) / counts.clamp_min(1)  # (B,)
     return (per_row * has).sum() / has.sum().clamp_min(1)
+
+
+def lm_task_losses(ce: Tensor, valid: Tensor, tasks: list[str]) -> dict[str, tuple[float, int]]:
+    """``{"lm.<task>": (summed next-token loss, labelled tokens)}`` over the rows of each task, from
+    :func:`token_losses`' ``(ce, valid)`` (B, L - 1) and one task name per row ("" rows are skipped). Sums, not
+    means, so that the micro-batches and steps of a log line add up to the exact per-token mean of each task."""
+    if len(tasks) != ce.shape[0]:
+        return {}
+    sums, counts = ce.detach().sum(1).tolist(), valid.sum(1).tolist()
+    out: dict[str, tuple[float, int]] = {}
+    for task, s, n in zip(tasks, sums, counts):
+        if task and n:
+            s0, n0 = out.get(f"lm.{task}", (0.0, 0))
+            out[f"lm.{task}"] = (s0 + s, n0 + int(n))
+    return out
 
 
 class AVLanguageModel(nn.Module):

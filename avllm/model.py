@@ -31,11 +31,10 @@ from avllm.heads.proposals import ActivityHead, BoxHead, activity_loss, box_loss
 from avllm.heads.qformer import CausalQFormer
 from avllm.heads.slots import JointSlotAttention, slot_anchor_loss
 from avllm.heads.tags import TagHead, tag_loss
-from avllm.llm import IGNORE_INDEX, AVLanguageModel, build_llm, token_losses
+from avllm.llm import IGNORE_INDEX, AVLanguageModel, build_llm, lm_task_losses, reduce_token_losses, token_losses
 from avllm.textformat import GroundingCodec
 
-__all__ = ["AVFeatures", "AVOutput", "AVLLM", "build_model", "tag_word_index", "lm_task_losses", "ALIGN_LOSSES",
-           "INSTRUCT_LOSSES"]
+__all__ = ["AVFeatures", "AVOutput", "AVLLM", "build_model", "tag_word_index", "ALIGN_LOSSES", "INSTRUCT_LOSSES"]
 
 # Which loss terms each training stage turns on (the trainer multiplies by LossWeights).
 ALIGN_LOSSES = (
@@ -85,22 +84,6 @@ class AVOutput:
     avqa_logits: Tensor | None  # (B, num_answers)
     # Observed, not trained: "lm.<task>" -> (summed next-token loss, labelled tokens) of that task's samples.
     diagnostics: dict[str, tuple[float, int]] = field(default_factory=dict)
-
-
-def lm_task_losses(logits: Tensor, labels: Tensor, tasks: list[str]) -> dict[str, tuple[float, int]]:
-    """``{"lm.<task>": (summed next-token loss, labelled tokens)}`` over the rows of each task: logits (B, L, V),
-    labels (B, L), one task name per row ("" rows are skipped). Sums, not means, so that the micro-batches and steps
-    of a log line add up to the exact per-token mean of each task."""
-    if len(tasks) != labels.shape[0]:
-        return {}
-    ce, valid = token_losses(logits, labels)  # (B, L-1)
-    sums, counts = ce.sum(1).tolist(), valid.sum(1).tolist()
-    out: dict[str, tuple[float, int]] = {}
-    for task, s, n in zip(tasks, sums, counts):
-        if task and n:
-            s0, n0 = out.get(f"lm.{task}", (0.0, 0))
-            out[f"lm.{task}"] = (s0 + s, n0 + int(n))
-    return out
 
 
 class TokenCodec:
@@ -385,10 +368,10 @@ class AVLLM(nn.Module):
             enc = {k: v.to(dev) for k, v in enc.items()}
             prompt_part = (enc["labels"] == IGNORE_INDEX) & enc["attention_mask"].bool()  # (B, L)
             words = self._word_embeds(f, enc["input_ids"], prompt_part, self.to_lm_words)
-            lm_logits, lm_loss = self.lm(enc["input_ids"], enc["attention_mask"], prefix, enc["labels"], words)
-            if lm_loss is not None:
-                losses["lm"] = lm_loss
-                diagnostics = lm_task_losses(lm_logits.detach(), enc["labels"], list(tasks))
+            lm_logits, _ = self.lm(enc["input_ids"], enc["attention_mask"], prefix, None, words)
+            ce, valid = token_losses(lm_logits, enc["labels"])  # (B, L-1): once, for the term and the log
+            losses["lm"] = reduce_token_losses(ce, valid, self.cfg.lm.loss_norm)
+            diagnostics = lm_task_losses(ce, valid, list(tasks))
         if "answer_index" in batch and bool((batch["answer_index"] >= 0).any()):
             ao = self._ask_chain(f, list(batch["prompt"]), batch["answer_index"].to(dev))
             avqa_logits = ao.logits

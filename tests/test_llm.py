@@ -7,7 +7,15 @@ from hypothesis import strategies as st
 
 from avllm.config import LMConfig
 from avllm.encoders import WeightsError
-from avllm.llm import AV_TOKEN, IGNORE_INDEX, AVLanguageModel, build_llm, next_token_loss
+from avllm.llm import (
+    AV_TOKEN,
+    IGNORE_INDEX,
+    AVLanguageModel,
+    build_llm,
+    lm_task_losses,
+    next_token_loss,
+    token_losses,
+)
 from avllm.tokenizer import load_tokenizer, train_tokenizer
 
 GROUNDING = [f"<loc_{i}>" for i in range(32)] + [f"<t_{j}>" for j in range(64)]
@@ -160,8 +168,6 @@ def test_loss_norms_weigh_tokens_or_samples(answer_lengths, seed):
 def test_task_losses_add_up_to_the_token_mean(rows, seed):
     """lm_task_losses splits the per-token loss by task: each task's (sum, count) is that of its own rows, rows
     without a task are left out, and over all rows the sums and counts give back the batch's per-token mean."""
-    from avllm.model import lm_task_losses
-
     g = torch.Generator().manual_seed(seed)
     length, vocab = 9, 6
     logits = torch.randn(len(rows), length, vocab, generator=g)
@@ -169,7 +175,7 @@ def test_task_losses_add_up_to_the_token_mean(rows, seed):
     for r, (_, n) in enumerate(rows):
         labels[r, length - n:] = torch.randint(0, vocab, (n,), generator=g)
     tasks = [t for t, _ in rows]
-    got = lm_task_losses(logits, labels, tasks)
+    got = lm_task_losses(*token_losses(logits, labels), tasks)
     for task in {t for t, n in rows if t and n > 0}:
         idx = [r for r, t in enumerate(tasks) if t == task]
         total, count = got[f"lm.{task}"]
@@ -180,7 +186,7 @@ def test_task_losses_add_up_to_the_token_mean(rows, seed):
     if sum(c for _, c in got.values()):
         mean = sum(s for s, _ in got.values()) / sum(c for _, c in got.values())
         assert abs(mean - float(next_token_loss(logits[named], labels[named], "token"))) < 1e-4
-    assert lm_task_losses(logits, labels, tasks[:-1] + ["x", "y"]) == {}  # a task list of the wrong length
+    assert lm_task_losses(*token_losses(logits, labels), tasks[:-1] + ["x", "y"]) == {}  # a wrong-length task list
 
 
 def test_sample_norm_gives_a_short_answer_its_own_weight():
