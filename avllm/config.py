@@ -304,6 +304,9 @@ class LMConfig(Config):
     # How the next-token loss averages: "token" over all labelled tokens of the batch (long answers such as
     # captions then outweigh one-word answers), "sample" over each sample's labelled tokens, then over samples.
     loss_norm: Literal["token", "sample"] = "token"
+    # A pointer head beside the LM's vocabulary: at every answer token it can copy one of the AV prefix's proposal
+    # tokens (the box head's four location tokens, the activity head's two time tokens) instead of generating.
+    copy: bool = False
 
     def validate(self) -> None:
         if self.arch == "hf" and not self.name_or_path:

@@ -5,6 +5,10 @@
     logits, loss = lm(batch["input_ids"], batch["attention_mask"], av_embeds, batch["labels"])   # av (B, N, H)
     texts = lm.generate(prompts, av_embeds, max_new_tokens=48)
 
+With ``LMConfig.copy``, ``av_copy_ids`` (B, N) names, for each AV token, the token id it stands for (-1: none) and
+the LM's next-token distribution becomes a pointer-generator mixture (see :class:`CopyHead`): both ``forward`` and
+``generate`` then give log-probabilities of the mixture in place of raw logits.
+
 Chat template (one turn; roles are plain text, so any tokenizer can write them)::
 
     <bos><av>...<av> user: {prompt} assistant: {answer}<eos>
@@ -40,8 +44,8 @@ from avllm.encoders import WeightsError
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["AV_TOKEN", "IGNORE_INDEX", "AVLanguageModel", "build_llm", "lm_task_losses", "next_token_loss",
-           "reduce_token_losses", "token_losses"]
+__all__ = ["AV_TOKEN", "IGNORE_INDEX", "AVLanguageModel", "CopyHead", "build_llm", "copy_mixture", "lm_task_losses",
+           "next_token_loss", "reduce_token_losses", "token_losses"]
 
 AV_TOKEN = "<av>"
 IGNORE_INDEX = -100  # label value that the loss skips
@@ -94,6 +98,54 @@ def lm_task_losses(ce: Tensor, valid: Tensor, tasks: list[str]) -> dict[str, tup
     return out
 
 
+class CopyHead(nn.Module):
+    """A pointer from every position of the sequence to a few source tokens earlier in it, and a gate.
+
+    ``h`` (B, L, H) are the LM's last hidden states, ``src_h`` (B, S, H) those at the S source positions
+    ``src_pos`` (B, S). Each source is told apart by its own learned slot vector (its index j among the sources),
+    so that the four coordinates of a box can be copied in order. Returns ``attn`` (B, L, S), a distribution over
+    the sources a position can see (source position <= its own; all zeros where it sees none), and ``gate``
+    (B, L, 1) in [0, 1), 0 where no source is visible. The gate starts mostly closed (sigmoid(-2) = 0.12).
+    """
+
+    max_sources = 8
+
+    def __init__(self, hidden: int, dim: int = 64) -> None:
+        super().__init__()
+        self.q = nn.Linear(hidden, dim)
+        self.k = nn.Linear(hidden, dim)
+        self.slot = nn.Embedding(self.max_sources, dim)
+        self.gate = nn.Linear(hidden, 1)
+        nn.init.zeros_(self.gate.weight)
+        nn.init.constant_(self.gate.bias, -2.0)
+
+    def forward(self, h: Tensor, src_h: Tensor, src_pos: Tensor, start: int = 0) -> tuple[Tensor, Tensor]:
+        """``start``: the sequence position of ``h``'s first row (decoding one token at a time with a cache)."""
+        n = h.shape[1]
+        s = src_h.shape[1]
+        if s > self.max_sources:
+            raise ValueError(f"{s} copy sources; the head has slots for {self.max_sources}")
+        q = self.q(h)  # (B, L, d)
+        k = self.k(src_h) + self.slot.weight[:s]  # (B, S, d)
+        scores = torch.einsum("bld,bsd->bls", q, k) / q.shape[-1] ** 0.5  # (B, L, S)
+        seen = src_pos[:, None, :] <= torch.arange(start, start + n, device=h.device)[None, :, None]  # (B, L, S)
+        attn = torch.softmax(scores.float().masked_fill(~seen, float("-inf")), dim=-1).nan_to_num(0.0)
+        gate = torch.sigmoid(self.gate(h).float()) * seen.any(-1, keepdim=True)  # (B, L, 1)
+        return attn, gate
+
+
+def copy_mixture(logits: Tensor, attn: Tensor, gate: Tensor, src_ids: Tensor) -> Tensor:
+    """Log-probabilities (B, L, V) float of ``(1 - gate) softmax(logits) + gate * sum_j attn_j onehot(src_ids_j)``
+    from ``logits`` (B, L, V), ``attn`` (B, L, S), ``gate`` (B, L, 1) and ``src_ids`` (B, S) token ids. Every row
+    is a distribution (it sums to 1 when ``attn`` does, or when ``gate`` is 0)."""
+    b, n, v = logits.shape
+    copy = torch.zeros(b, n, v, device=logits.device, dtype=torch.float32)
+    copy.scatter_add_(2, src_ids[:, None, :].expand(b, n, -1), attn.float())  # (B, L, V)
+    # Sum in log space; the clamp keeps log(0) finite and blocks its gradient.
+    return torch.logaddexp(torch.log1p(-gate) + torch.log_softmax(logits.float(), dim=-1),
+                           torch.log(gate.clamp_min(1e-30)) + torch.log(copy.clamp_min(1e-30)))
+
+
 class AVLanguageModel(nn.Module):
     """A causal LM that reads audio-visual embeddings at ``<av>`` placeholder tokens.
 
@@ -111,6 +163,7 @@ class AVLanguageModel(nn.Module):
         self.lm = lm if lm is not None else _llama_from_config(cfg, len(tokenizer))
         self.hidden_size = int(self.lm.get_input_embeddings().embedding_dim)
         self.max_positions = int(getattr(self.lm.config, "max_position_embeddings", cfg.max_positions))
+        self.copy = CopyHead(self.hidden_size) if cfg.copy else None
 
     # ------------------------------------------------------------------------------------------------------------
     # text -> ids
@@ -188,6 +241,18 @@ class AVLanguageModel(nn.Module):
         mask = is_av.unsqueeze(-1).expand_as(embeds)  # (B, L, H)
         return embeds.masked_scatter(mask, av_embeds.to(embeds.dtype))  # row-major: row b gets av_embeds[b]
 
+    def _copy_sources(self, input_ids: Tensor, av_copy_ids: Tensor) -> tuple[Tensor, Tensor]:
+        """Sequence positions (B, S) and token ids (B, S) of the ``<av>`` tokens whose ``av_copy_ids`` (B, N) are
+        >= 0 (the same count in every row)."""
+        b, n = av_copy_ids.shape
+        pos = (input_ids == self.av_id).nonzero()[:, 1].view(b, n)  # (B, N), in order (splice checked the count)
+        use = av_copy_ids.to(input_ids.device) >= 0  # (B, N)
+        counts = use.sum(1)
+        if bool((counts != counts[0]).any()):
+            raise ValueError(f"every row needs the same number of copy sources, got {counts.tolist()}")
+        s = int(counts[0])
+        return pos[use].view(b, s), av_copy_ids.to(input_ids.device)[use].view(b, s)
+
     def forward(
         self,
         input_ids: Tensor,
@@ -195,14 +260,27 @@ class AVLanguageModel(nn.Module):
         av_embeds: Tensor | None,
         labels: Tensor | None = None,
         word_embeds: Tensor | None = None,
+        av_copy_ids: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Logits (B, L, V) float and, with ``labels`` (B, L), the next-token cross-entropy over labelled tokens
         (scalar; averaged as ``cfg.loss_norm`` says, see :func:`next_token_loss`), else None. ``word_embeds``
-        (B, L, H): added to the token embeddings (see ``splice``)."""
+        (B, L, H): added to the token embeddings (see ``splice``). With the copy head and ``av_copy_ids`` (B, N),
+        the "logits" are the log-probabilities of the copy mixture (:func:`copy_mixture`), for which the same
+        cross-entropy is the mixture's negative log-likelihood."""
         embeds = self.splice(input_ids, av_embeds, word_embeds)  # (B, L, H)
-        out = self.lm(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False)
-        loss = next_token_loss(out.logits, labels, self.cfg.loss_norm) if labels is not None else None
-        return out.logits, loss
+        if self.copy is None or av_copy_ids is None:
+            out = self.lm(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False)
+            scores = out.logits
+        else:
+            pos, ids = self._copy_sources(input_ids, av_copy_ids)
+            out = self.lm(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False,
+                          output_hidden_states=True)
+            h = out.hidden_states[-1]  # (B, L, H)
+            src_h = torch.gather(h, 1, pos[..., None].expand(-1, -1, h.shape[-1]))  # (B, S, H)
+            attn, gate = self.copy(h, src_h, pos)
+            scores = copy_mixture(out.logits, attn, gate, ids)
+        loss = next_token_loss(scores, labels, self.cfg.loss_norm) if labels is not None else None
+        return scores, loss
 
     @torch.no_grad()
     def generate(
@@ -212,12 +290,15 @@ class AVLanguageModel(nn.Module):
         max_new_tokens: int = 48,
         greedy: bool = True,
         word_fn: Callable[[Tensor], Tensor] | None = None,
+        av_copy_ids: Tensor | None = None,
+        generator: torch.Generator | None = None,
     ) -> list[str]:
         """Answers to ``prompts`` given ``av_embeds`` (B, N, H): one string per prompt, cut at the first eos, with
         pad/bos/eos/<av> removed and the grounding tokens (``<loc_i>``, ``<t_j>``) kept as text. ``word_fn``: the
-        prompt's ``input_ids`` (B, L) -> ``word_embeds`` (B, L, H) added to them (none for generated tokens)."""
-        from transformers import GenerationConfig
-
+        prompt's ``input_ids`` (B, L) -> ``word_embeds`` (B, L, H) added to them (none for generated tokens).
+        Greedy (the most likely token), or sampled from the whole distribution (``greedy=False``). Decoding runs
+        with the LM's key/value cache, positions counted from each row's first real token (left padding), and,
+        with the copy head and ``av_copy_ids``, from the copy mixture."""
         n = 0 if av_embeds is None else av_embeds.shape[1]
         batch = self.build_inputs(prompts, None, n)
         device = self.lm.get_input_embeddings().weight.device
@@ -225,17 +306,47 @@ class AVLanguageModel(nn.Module):
         words = None if word_fn is None else word_fn(ids)
         embeds = self.splice(ids, None if av_embeds is None else av_embeds.to(device), words)  # (B, L, H)
         tok = self.tokenizer
-        gen = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=not greedy, pad_token_id=tok.pad_token_id,
-                               eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)
+        copy = self.copy is not None and av_copy_ids is not None
+        src_pos = src_ids = src_h = None
+        if copy:
+            src_pos, src_ids = self._copy_sources(ids, av_copy_ids)
         was_training = self.training
         self.eval()
         try:
-            new = self.lm.generate(inputs_embeds=embeds, attention_mask=mask, generation_config=gen)  # (B, T)
+            pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)  # (B, L)
+            out = self.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True,
+                          output_hidden_states=copy)
+            if copy:
+                h = out.hidden_states[-1]  # (B, L, H)
+                src_h = torch.gather(h, 1, src_pos[..., None].expand(-1, -1, h.shape[-1]))  # (B, S, H)
+            b = ids.shape[0]
+            done = torch.zeros(b, dtype=torch.bool, device=device)
+            new: list[Tensor] = []
+            for step in range(max_new_tokens):
+                scores = out.logits[:, -1:].float()  # (B, 1, V)
+                if copy:
+                    attn, gate = self.copy(out.hidden_states[-1][:, -1:], src_h, src_pos, start=ids.shape[1] - 1 + step)
+                    scores = copy_mixture(scores, attn, gate, src_ids)
+                scores = scores[:, 0]  # (B, V)
+                if greedy:
+                    nxt = scores.argmax(-1)
+                else:
+                    nxt = torch.multinomial(torch.softmax(scores, -1), 1, generator=generator)[:, 0]
+                nxt = torch.where(done, torch.full_like(nxt, tok.pad_token_id), nxt)
+                new.append(nxt)
+                done = done | (nxt == tok.eos_token_id)
+                if bool(done.all()) or step + 1 == max_new_tokens:
+                    break
+                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+                pos = pos[:, -1:] + 1
+                out = self.lm(inputs_embeds=self.lm.get_input_embeddings()(nxt[:, None]), attention_mask=mask,
+                              position_ids=pos, past_key_values=out.past_key_values, use_cache=True,
+                              output_hidden_states=copy)
         finally:
             self.train(was_training)
         drop = {tok.pad_token_id, tok.bos_token_id, self.av_id}
         texts = []
-        for row in new.tolist():
+        for row in (torch.stack(new, 1).tolist() if new else [[] for _ in prompts]):
             if tok.eos_token_id in row:
                 row = row[: row.index(tok.eos_token_id)]
             texts.append(tok.decode([t for t in row if t not in drop], skip_special_tokens=False).strip())

@@ -80,7 +80,7 @@ class AVOutput:
     features: AVFeatures
     losses: dict[str, Tensor]  # named, unweighted terms
     loss: Tensor | None  # weighted sum of the terms (None without targets)
-    lm_logits: Tensor | None  # (B, L, V)
+    lm_logits: Tensor | None  # (B, L, V) next-token scores: logits, or log-probabilities with the copy head
     avqa_logits: Tensor | None  # (B, num_answers)
     # Observed, not trained: "lm.<task>" -> (summed next-token loss, labelled tokens) of that task's samples.
     diagnostics: dict[str, tuple[float, int]] = field(default_factory=dict)
@@ -244,7 +244,14 @@ class AVLLM(nn.Module):
         return self.lm.lm.get_input_embeddings()(ids)
 
     def av_prefix(self, f: AVFeatures) -> Tensor:
-        """(B, N, H): patch tokens with their maps and positions, audio tokens with their activations and times,
+        """(B, N, H) the AV prefix (see ``prefix_and_copy_ids``)."""
+        return self.prefix_and_copy_ids(f)[0]
+
+    def prefix_and_copy_ids(self, f: AVFeatures) -> tuple[Tensor, Tensor]:
+        """The AV prefix and, for each of its tokens, the token id the LM's copy head may copy from it: (B, N, H)
+        and (B, N) long, -1 except at the box and segment proposals.
+
+        The prefix: patch tokens with their maps and positions, audio tokens with their activations and times,
         Q-Former queries, slots, the box and segment proposals as location / time token embeddings, and the seen
         and heard class-tag probabilities (two tokens, when the model has a tag head)."""
         codec = self.codec
@@ -287,7 +294,9 @@ class AVLLM(nn.Module):
         if self.to_lm_tags is not None and f.seen_tags is not None and f.heard_tags is not None:
             tag_tok = self.to_lm_tags(torch.stack([f.seen_tags, f.heard_tags], 1).sigmoid())  # (B, 2, H)
             parts.append(tag_tok + self.group_embed[6:8])
-        return torch.cat(parts, dim=1)
+        copy_ids = [torch.full(x.shape[:2], -1, dtype=torch.long, device=dev) for x in parts]
+        copy_ids[4], copy_ids[5] = box_ids.to(dev), codec.time_ids(seg).to(dev)
+        return torch.cat(parts, dim=1), torch.cat(copy_ids, dim=1)
 
     @staticmethod
     def key_frame(f: AVFeatures) -> Tensor:
@@ -362,13 +371,13 @@ class AVLLM(nn.Module):
             losses["box"] = box_loss(f.box, box_t, box_ok)
             losses["activity"] = activity_loss(f.activity, act_t, f.aud_mask & act_ok[:, None])
         if "answer" in batch and self.lm_enabled:
-            prefix = self.av_prefix(f)  # (B, N, H)
+            prefix, copy_ids = self.prefix_and_copy_ids(f)  # (B, N, H), (B, N)
             answers = [self.text_codec.encode_text(a) for a in batch["answer"]]
             enc = self.lm.build_inputs(list(batch["prompt"]), answers, num_av_tokens=prefix.shape[1])
             enc = {k: v.to(dev) for k, v in enc.items()}
             prompt_part = (enc["labels"] == IGNORE_INDEX) & enc["attention_mask"].bool()  # (B, L)
             words = self._word_embeds(f, enc["input_ids"], prompt_part, self.to_lm_words)
-            lm_logits, _ = self.lm(enc["input_ids"], enc["attention_mask"], prefix, None, words)
+            lm_logits, _ = self.lm(enc["input_ids"], enc["attention_mask"], prefix, None, words, copy_ids)
             ce, valid = token_losses(lm_logits, enc["labels"])  # (B, L-1): once, for the term and the log
             losses["lm"] = reduce_token_losses(ce, valid, self.cfg.lm.loss_norm)
             diagnostics = lm_task_losses(ce, valid, list(tasks))
@@ -419,10 +428,10 @@ class AVLLM(nn.Module):
     def generate(self, f: AVFeatures, prompts: list[str], max_new_tokens: int = 32) -> list[str]:
         """Answers in display form (boxes ``[x0, y0, x1, y1]``, segments ``[start, end]`` in seconds), one prompt
         per clip in ``f``."""
-        prefix = self.av_prefix(f)
+        prefix, copy_ids = self.prefix_and_copy_ids(f)
         if len(prompts) != prefix.shape[0]:
             raise ValueError(f"{len(prompts)} prompts for {prefix.shape[0]} clips")
-        raw = self.lm.generate(prompts, prefix, max_new_tokens=max_new_tokens,
+        raw = self.lm.generate(prompts, prefix, max_new_tokens=max_new_tokens, av_copy_ids=copy_ids,
                                word_fn=lambda ids: self._word_embeds(f, ids, ids != self.lm.tokenizer.pad_token_id,
                                                                      self.to_lm_words))  # fmt: skip
         return [self.text_codec.decode_text(r).strip() for r in raw]

@@ -64,7 +64,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 def _set_trainable(model: AVLLM, stage: str) -> None:
     cfg = model.cfg
-    lm_params = {id(p) for p in model.lm.parameters()}
+    lm_params = {id(p) for p in model.lm.lm.parameters()}  # the causal LM itself (not the copy head beside it)
     for p in model.parameters():
         if id(p) not in lm_params or not cfg.lm.lora:  # peft decides what trains inside a LoRA-wrapped LM
             p.requires_grad_(True)
@@ -73,8 +73,10 @@ def _set_trainable(model: AVLLM, stage: str) -> None:
         frozen.append(model.image_encoder)
     if cfg.audio.freeze:
         frozen.append(model.audio_encoder)
-    if cfg.lm.freeze or stage == "align":
+    if stage == "align":
         frozen.append(model.lm)
+    elif cfg.lm.freeze:
+        frozen.append(model.lm.lm)
     if stage == "instruct":
         frozen += [model.image_encoder, model.audio_encoder]
     for m in frozen:
