@@ -11,7 +11,7 @@ every clip once, asks the language model every text sample of the clip, and comp
   ground.acc50 temporal.miou temporal.r1_50 factcheck.acc factcheck.acc.<kind> avqa.acc avqa.acc.<kind>
   caption.fact_recall
   caption.bleu4, plus the proposal heads' own figures (ground.proposal.acc50, temporal.proposal.miou) and the CAD
-  answer chain (avqa.chain.acc)
+  answer chain (avqa.chain.acc); ground.parsed / temporal.parsed: the fraction of answers with a box / segment
   tags.seen.acc tags.heard.acc tags.seen.label_acc tags.heard.label_acc  (class-tag head: exact sets, per label)
   tags.where.pointing tags.when.iou tags.sounding.label_acc   (class maps: each seen class's centre inside one of its
                                                                boxes; token IoU of each heard class's activity;
@@ -304,6 +304,7 @@ def evaluate(
         gts_s = [t.meta.get("segments") or parse_display(t.answer).segments for _, t, _, _ in rows]
         for k2, v2 in M.temporal_metrics([parse_display(a).segments for _, _, a, _ in rows], gts_s).items():
             out[f"temporal.{k2}"] = v2
+        out["temporal.parsed"] = float(np.mean([bool(parse_display(a).segments) for _, _, a, _ in rows]))
         prop = [[e["segment"]] if e["segment"][1] > e["segment"][0] else [] for *_, e in rows]
         out["temporal.proposal.miou"] = M.temporal_metrics(prop, gts_s)["miou"]
         rand_s = M.random_segments([r.duration for r, *_ in rows], rng)

@@ -33,6 +33,7 @@ VARIANTS = {
     "tiny-no-context": "CAD without the contextual block",
     "tiny-class-maps": "with class maps (where / when of each class)",
     "tiny-sample-loss": "LM loss averaged per sample, not per token",
+    "tiny-copy": "with the LM's copy head over the box / segment proposals",
 }
 COLUMNS = (
     "ssl.ciou50", "ssl.auc", "ssl.pointing", "seg.sound.miou", "ground.acc50", "temporal.miou", "avqa.acc",

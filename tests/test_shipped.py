@@ -57,3 +57,10 @@ def test_per_kind_accuracies_bracket_the_overall(metrics):
         per_kind = [v for k, v in metrics.items() if k.startswith(f"{task}.acc.")]
         assert len(per_kind) >= 2, f"no per-kind {task} accuracies"
         assert min(per_kind) - 1e-9 <= metrics[f"{task}.acc"] <= max(per_kind) + 1e-9
+
+
+@pytest.mark.slow
+def test_grounding_and_temporal_answers_parse(metrics):
+    # an answer without a box / segment scores 0 in ground.acc50 / temporal.miou; the shipped LM writes one
+    assert metrics["ground.parsed"] >= 0.95 and metrics["temporal.parsed"] >= 0.95, (
+        metrics["ground.parsed"], metrics["temporal.parsed"])
