@@ -276,8 +276,7 @@ class AVLanguageModel(nn.Module):
             out = self.lm(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False,
                           output_hidden_states=True)
             h = out.hidden_states[-1]  # (B, L, H)
-            src_h = torch.gather(h, 1, pos[..., None].expand(-1, -1, h.shape[-1]))  # (B, S, H)
-            attn, gate = self.copy(h, src_h, pos)
+            attn, gate = self.copy(h, _at(h, pos), pos)
             scores = copy_mixture(out.logits, attn, gate, ids)
         loss = next_token_loss(scores, labels, self.cfg.loss_norm) if labels is not None else None
         return scores, loss
@@ -317,8 +316,7 @@ class AVLanguageModel(nn.Module):
             out = self.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True,
                           output_hidden_states=copy)
             if copy:
-                h = out.hidden_states[-1]  # (B, L, H)
-                src_h = torch.gather(h, 1, src_pos[..., None].expand(-1, -1, h.shape[-1]))  # (B, S, H)
+                src_h = _at(out.hidden_states[-1], src_pos)  # (B, S, H): the sources' states, read once
             b = ids.shape[0]
             done = torch.zeros(b, dtype=torch.bool, device=device)
             new: list[Tensor] = []
@@ -351,6 +349,11 @@ class AVLanguageModel(nn.Module):
                 row = row[: row.index(tok.eos_token_id)]
             texts.append(tok.decode([t for t in row if t not in drop], skip_special_tokens=False).strip())
         return texts
+
+
+def _at(h: Tensor, pos: Tensor) -> Tensor:
+    """(B, S, H) the rows of ``h`` (B, L, H) at the positions ``pos`` (B, S)."""
+    return torch.gather(h, 1, pos[..., None].expand(-1, -1, h.shape[-1]))
 
 
 def _token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:

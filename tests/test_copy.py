@@ -81,6 +81,9 @@ def test_cached_greedy_decoding_equals_transformers_generate(tok):
         texts.append(tok.decode([t for t in row if t != tok.pad_token_id], skip_special_tokens=False).strip())
     assert ours == texts
     assert any(ours)  # the untrained LM writes something, so the comparison is not of two empty strings
+    sampled = [lm.generate(prompts, av, max_new_tokens=10, greedy=False,
+                           generator=torch.Generator().manual_seed(7)) for _ in range(2)]
+    assert sampled[0] == sampled[1]  # sampling follows the generator it is given
 
 
 def _copy_task(lm, tok, n: int, gen: torch.Generator):
