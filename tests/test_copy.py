@@ -123,6 +123,20 @@ def test_copy_head_learns_to_copy_tokens_it_never_saw_as_answers(tok, copy):
         assert exact <= 0.2, list(zip(out, answers))[:4]
 
 
+def test_copy_model_round_trips_through_a_checkpoint(tmp_path):
+    from avllm import checkpoint
+
+    cfg = get_preset("tiny")
+    cfg = dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, copy=True))
+    torch.manual_seed(1)
+    model = tiny_model(cfg)
+    checkpoint.save(model, tmp_path / "ckpt")
+    back = checkpoint.load(tmp_path / "ckpt")
+    assert back.cfg.lm.copy and back.lm.copy is not None
+    for name, t in model.lm.copy.state_dict().items():
+        assert torch.equal(t, back.lm.copy.state_dict()[name]), name
+
+
 def test_model_copies_from_its_box_and_segment_proposals():
     cfg = get_preset("tiny")
     cfg = dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, copy=True))
