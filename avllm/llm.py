@@ -268,16 +268,14 @@ class AVLanguageModel(nn.Module):
         the "logits" are the log-probabilities of the copy mixture (:func:`copy_mixture`), for which the same
         cross-entropy is the mixture's negative log-likelihood."""
         embeds = self.splice(input_ids, av_embeds, word_embeds)  # (B, L, H)
-        if self.copy is None or av_copy_ids is None:
-            out = self.lm(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False)
-            scores = out.logits
-        else:
+        copy = self.copy is not None and av_copy_ids is not None
+        out = self.lm(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False, output_hidden_states=copy)
+        scores = out.logits
+        if copy:
             pos, ids = self._copy_sources(input_ids, av_copy_ids)
-            out = self.lm(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False,
-                          output_hidden_states=True)
             h = out.hidden_states[-1]  # (B, L, H)
             attn, gate = self.copy(h, _at(h, pos), pos)
-            scores = copy_mixture(out.logits, attn, gate, ids)
+            scores = copy_mixture(scores, attn, gate, ids)
         loss = next_token_loss(scores, labels, self.cfg.loss_norm) if labels is not None else None
         return scores, loss
 

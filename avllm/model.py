@@ -286,16 +286,17 @@ class AVLLM(nn.Module):
         queries = self.to_lm_query(f.queries) + self.group_embed[2]
         slots = self.to_lm_slot(torch.cat([f.img_slots, f.aud_slots], 1)) + self.group_embed[3]
         # Proposals as the embeddings of the tokens the LM would write.
-        box_ids = codec.loc_ids(f.box.detach().view(b, 2, 2)).view(b, 4)  # (B, 4)
-        box_tok = self._token_embeds(box_ids.to(dev)) + self.group_embed[4]
+        box_ids = codec.loc_ids(f.box.detach().view(b, 2, 2)).view(b, 4).to(dev)  # (B, 4)
+        box_tok = self._token_embeds(box_ids) + self.group_embed[4]
         seg = self.proposed_segments(f)  # (B, 2) seconds
-        seg_tok = self._token_embeds(codec.time_ids(seg).to(dev)) + self.group_embed[5]
+        seg_ids = codec.time_ids(seg).to(dev)  # (B, 2)
+        seg_tok = self._token_embeds(seg_ids) + self.group_embed[5]
         parts = [patch, audio, queries, slots, box_tok, seg_tok]
         if self.to_lm_tags is not None and f.seen_tags is not None and f.heard_tags is not None:
             tag_tok = self.to_lm_tags(torch.stack([f.seen_tags, f.heard_tags], 1).sigmoid())  # (B, 2, H)
             parts.append(tag_tok + self.group_embed[6:8])
         copy_ids = [torch.full(x.shape[:2], -1, dtype=torch.long, device=dev) for x in parts]
-        copy_ids[4], copy_ids[5] = box_ids.to(dev), codec.time_ids(seg).to(dev)
+        copy_ids[4], copy_ids[5] = box_ids, seg_ids
         return torch.cat(parts, dim=1), torch.cat(copy_ids, dim=1)
 
     @staticmethod

@@ -7,8 +7,8 @@ checkpoint at that step.
 
 Variants (model configs in avllm/presets/ablations/): JSA without attention matching, DenseAV without the
 disentanglement term, the Q-Former with full instead of causal window attention, CAD without the contextual block;
-and, added on top of the default, the class maps (avllm/heads/classmap.py) and the LM loss averaged per sample
-(``LMConfig.loss_norm``).
+and, added on top of the default, the class maps (avllm/heads/classmap.py), the LM loss averaged per sample
+(``LMConfig.loss_norm``) and the LM's copy head over the proposals (``LMConfig.copy``).
 Every run uses the same seed, so the same initial weights and the same batches: the one difference is the part
 removed. ``--stop-after`` cuts the run at that step of the ``--steps`` schedule (the default run's), so the learning
 rate agrees at every step with the reference checkpoint's. Finished runs and evaluations are reused.
