@@ -316,6 +316,9 @@ class LMConfig(Config):
 @dataclass
 class LossWeights(Config):
     lm: float = 1.0  # next-token loss on answers
+    # With the LM's copy head (LMConfig.copy): the next-token loss of the vocabulary head alone, beside the mixture's
+    # ("lm"), so that the generating half stays a whole language model rather than learning only what copying misses.
+    lm_vocab: float = 1.0
     slot_nce: float = 1.0  # JSA InfoNCE on target slots
     slot_match: float = 1.0  # JSA cross-modal attention matching
     slot_div: float = 1.0  # JSA slot divergence

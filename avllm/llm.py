@@ -267,17 +267,30 @@ class AVLanguageModel(nn.Module):
         (B, L, H): added to the token embeddings (see ``splice``). With the copy head and ``av_copy_ids`` (B, N),
         the "logits" are the log-probabilities of the copy mixture (:func:`copy_mixture`), for which the same
         cross-entropy is the mixture's negative log-likelihood."""
+        scores, _ = self.scores(input_ids, attention_mask, av_embeds, word_embeds, av_copy_ids)
+        loss = next_token_loss(scores, labels, self.cfg.loss_norm) if labels is not None else None
+        return scores, loss
+
+    def scores(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        av_embeds: Tensor | None,
+        word_embeds: Tensor | None = None,
+        av_copy_ids: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """``(scores, logits)``, both (B, L, V): the next-token scores :meth:`forward` returns, and the vocabulary
+        head's own logits beside them (the same tensor without the copy head; with it, the generating half of the
+        mixture, which training may also fit on its own)."""
         embeds = self.splice(input_ids, av_embeds, word_embeds)  # (B, L, H)
         copy = self.copy is not None and av_copy_ids is not None
         out = self.lm(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False, output_hidden_states=copy)
-        scores = out.logits
-        if copy:
-            pos, ids = self._copy_sources(input_ids, av_copy_ids)
-            h = out.hidden_states[-1]  # (B, L, H)
-            attn, gate = self.copy(h, _at(h, pos), pos)
-            scores = copy_mixture(scores, attn, gate, ids)
-        loss = next_token_loss(scores, labels, self.cfg.loss_norm) if labels is not None else None
-        return scores, loss
+        if not copy:
+            return out.logits, out.logits
+        pos, ids = self._copy_sources(input_ids, av_copy_ids)
+        h = out.hidden_states[-1]  # (B, L, H)
+        attn, gate = self.copy(h, _at(h, pos), pos)
+        return copy_mixture(out.logits, attn, gate, ids), out.logits
 
     @torch.no_grad()
     def generate(

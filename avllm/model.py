@@ -31,7 +31,15 @@ from avllm.heads.proposals import ActivityHead, BoxHead, activity_loss, box_loss
 from avllm.heads.qformer import CausalQFormer
 from avllm.heads.slots import JointSlotAttention, slot_anchor_loss
 from avllm.heads.tags import TagHead, tag_loss
-from avllm.llm import IGNORE_INDEX, AVLanguageModel, build_llm, lm_task_losses, reduce_token_losses, token_losses
+from avllm.llm import (
+    IGNORE_INDEX,
+    AVLanguageModel,
+    build_llm,
+    lm_task_losses,
+    next_token_loss,
+    reduce_token_losses,
+    token_losses,
+)
 from avllm.textformat import GroundingCodec
 
 __all__ = ["AVFeatures", "AVOutput", "AVLLM", "build_model", "tag_word_index", "ALIGN_LOSSES", "INSTRUCT_LOSSES"]
@@ -41,8 +49,8 @@ ALIGN_LOSSES = (
     "slot_nce", "slot_match", "slot_div", "slot_recon", "slot_anchor", "dense_nce", "dense_disentangle", "ot",
     "avace", "cad_temporal", "tags", "tag_where", "tag_when", "tag_sounding",
 )
-INSTRUCT_LOSSES = ("lm", "qformer_div", "cad_avqa", "box", "activity", "avace", "ot", "slot_anchor", "tags",
-                   "tag_where", "tag_when", "tag_sounding")
+INSTRUCT_LOSSES = ("lm", "lm_vocab", "qformer_div", "cad_avqa", "box", "activity", "avace", "ot", "slot_anchor",
+                   "tags", "tag_where", "tag_when", "tag_sounding")
 
 
 @dataclass
@@ -378,9 +386,11 @@ class AVLLM(nn.Module):
             enc = {k: v.to(dev) for k, v in enc.items()}
             prompt_part = (enc["labels"] == IGNORE_INDEX) & enc["attention_mask"].bool()  # (B, L)
             words = self._word_embeds(f, enc["input_ids"], prompt_part, self.to_lm_words)
-            lm_logits, _ = self.lm(enc["input_ids"], enc["attention_mask"], prefix, None, words, copy_ids)
+            lm_logits, vocab = self.lm.scores(enc["input_ids"], enc["attention_mask"], prefix, words, copy_ids)
             ce, valid = token_losses(lm_logits, enc["labels"])  # (B, L-1): once, for the term and the log
             losses["lm"] = reduce_token_losses(ce, valid, self.cfg.lm.loss_norm)
+            if vocab is not lm_logits:  # the copy head: its vocabulary half also fits every token on its own
+                losses["lm_vocab"] = next_token_loss(vocab, enc["labels"], self.cfg.lm.loss_norm)
             diagnostics = lm_task_losses(ce, valid, list(tasks))
         if "answer_index" in batch and bool((batch["answer_index"] >= 0).any()):
             ao = self._ask_chain(f, list(batch["prompt"]), batch["answer_index"].to(dev))

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from model_factory import synth_batch, tiny_model
 
 from avllm.config import LMConfig, get_preset
-from avllm.llm import CopyHead, build_llm, copy_mixture
+from avllm.model import INSTRUCT_LOSSES
+from avllm.llm import CopyHead, build_llm, copy_mixture, next_token_loss
 from avllm.tokenizer import train_tokenizer
 
 LOCS = [f"<loc_{i}>" for i in range(32)]
@@ -110,7 +111,11 @@ def test_copy_head_learns_to_copy_tokens_it_never_saw_as_answers(tok, copy):
     for _ in range(150):
         av, copy_ids, answers = _copy_task(lm, tok, 16, gen)
         batch = lm.build_inputs(prompt, answers, num_av_tokens=6)
-        _, loss = lm(batch["input_ids"], batch["attention_mask"], av, batch["labels"], None, copy_ids)
+        # As the whole model trains: the mixture's loss, and with the head the vocabulary half's own beside it.
+        scores, vocab = lm.scores(batch["input_ids"], batch["attention_mask"], av, None, copy_ids)
+        loss = next_token_loss(scores, batch["labels"])
+        if copy:
+            loss = loss + next_token_loss(vocab, batch["labels"])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -121,6 +126,22 @@ def test_copy_head_learns_to_copy_tokens_it_never_saw_as_answers(tok, copy):
         assert exact >= 0.9, list(zip(out, answers))[:4]
     else:
         assert exact <= 0.2, list(zip(out, answers))[:4]
+
+
+def test_vocabulary_half_is_the_plain_lm_and_forward_scores_the_mixture(tok):
+    torch.manual_seed(3)
+    gen = torch.Generator().manual_seed(3)
+    lm = build_llm(dataclasses.replace(SMALL, copy=True), tok).eval()
+    av, copy_ids, answers = _copy_task(lm, tok, 3, gen)
+    batch = lm.build_inputs(["where is the drum?"] * 3, answers, num_av_tokens=6)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    with torch.no_grad():
+        scores, vocab = lm.scores(ids, mask, av, None, copy_ids)
+        plain, same = lm.scores(ids, mask, av)  # no sources: no mixture
+        fwd, loss = lm(ids, mask, av, batch["labels"], None, copy_ids)
+    assert plain is same and torch.allclose(vocab, plain, atol=1e-5)
+    assert not torch.allclose(scores, vocab.log_softmax(-1), atol=1e-3)  # the gate is open a little everywhere
+    assert torch.equal(fwd, scores) and torch.allclose(loss, next_token_loss(scores, batch["labels"]))
 
 
 def test_copy_model_round_trips_through_a_checkpoint(tmp_path):
@@ -145,6 +166,10 @@ def test_model_copies_from_its_box_and_segment_proposals():
     batch = synth_batch(4, cfg=cfg)
     out = model(batch)
     assert torch.allclose(out.lm_logits.exp().sum(-1), torch.ones(out.lm_logits.shape[:2]), atol=1e-4)
+    # Two next-token terms with the head, both trained in the instruction stage: the mixture's and the vocabulary's.
+    assert {"lm", "lm_vocab"} <= set(out.losses) and {"lm", "lm_vocab"} <= set(INSTRUCT_LOSSES)
+    assert out.losses["lm_vocab"].item() != pytest.approx(out.losses["lm"].item(), rel=1e-4)
+    assert "lm_vocab" not in tiny_model(get_preset("tiny"))(batch).losses
     out.losses["lm"].backward()
     assert model.lm.copy.q.weight.grad.abs().sum() > 0 and model.lm.copy.gate.bias.grad.abs() > 0
     model.eval()
