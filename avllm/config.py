@@ -307,8 +307,15 @@ class LMConfig(Config):
     # A pointer head beside the LM's vocabulary: at every answer token it can copy one of the AV prefix's proposal
     # tokens (the box head's four location tokens, the activity head's two time tokens) instead of generating.
     copy: bool = False
+    # With the copy head, in training: each location / time token of an answer is fed to the LM as the bin next to
+    # it with this probability (the token it must write stays the true one). A copied proposal can be a bin that no
+    # answer in the data uses (the synthetic world's times lie on a 0.25 s grid, every other 0.125 s time bin), and
+    # an LM that never read such a token does not know how to go on after it.
+    copy_jitter: float = 0.25
 
     def validate(self) -> None:
+        if not 0.0 <= self.copy_jitter <= 1.0:
+            raise ConfigError(f"LMConfig.copy_jitter must lie in [0, 1], got {self.copy_jitter}")
         if self.arch == "hf" and not self.name_or_path:
             raise ConfigError("LMConfig.name_or_path is required when arch is 'hf'")
 

@@ -42,7 +42,9 @@ from avllm.llm import (
 )
 from avllm.textformat import GroundingCodec
 
-__all__ = ["AVFeatures", "AVOutput", "AVLLM", "build_model", "tag_word_index", "ALIGN_LOSSES", "INSTRUCT_LOSSES"]
+__all__ = [
+    "AVFeatures", "AVOutput", "AVLLM", "build_model", "tag_word_index", "jitter_bins", "ALIGN_LOSSES", "INSTRUCT_LOSSES",
+]
 
 # Which loss terms each training stage turns on (the trainer multiplies by LossWeights).
 ALIGN_LOSSES = (
@@ -116,6 +118,27 @@ class TokenCodec:
         """Seconds, any shape → token ids of the same shape (clamped to the last bin)."""
         b = (seconds.detach().float().cpu() / self.time_step).floor().long().clamp(0, self.time_bins - 1)
         return self._time[b]
+
+    def neighbours(self, vocab_size: int) -> Tensor:
+        """(V, 2) long: for every token id, the ids of the bin below and above it among the location tokens or
+        among the time tokens (the bin itself at either end of its run); for every other token, itself twice."""
+        table = torch.arange(vocab_size)[:, None].repeat(1, 2)  # (V, 2)
+        for run in (self._loc, self._time):
+            table[run, 0] = torch.cat([run[:1], run[:-1]])
+            table[run, 1] = torch.cat([run[1:], run[-1:]])
+        return table
+
+
+def jitter_bins(ids: Tensor, where: Tensor, table: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:
+    """``ids`` (B, L) long with each position where ``where`` (B, L) is True moved, with probability ``p``, to
+    one of its two neighbouring bins, below or above with equal odds (``table`` (V, 2), see
+    ``TokenCodec.neighbours``; a token that is no bin stays itself). A new tensor; ``ids`` is not changed."""
+    if p <= 0:
+        return ids
+    u = torch.rand(ids.shape, generator=generator).to(ids.device)  # (B, L)
+    side = torch.randint(0, 2, ids.shape, generator=generator).to(ids.device)  # (B, L)
+    moved = table.to(ids.device)[ids, side]  # (B, L)
+    return torch.where(where & (u < p), moved, ids)
 
 
 class AVLLM(nn.Module):
@@ -386,7 +409,12 @@ class AVLLM(nn.Module):
             enc = {k: v.to(dev) for k, v in enc.items()}
             prompt_part = (enc["labels"] == IGNORE_INDEX) & enc["attention_mask"].bool()  # (B, L)
             words = self._word_embeds(f, enc["input_ids"], prompt_part, self.to_lm_words)
-            lm_logits, vocab = self.lm.scores(enc["input_ids"], enc["attention_mask"], prefix, words, copy_ids)
+            inputs = enc["input_ids"]
+            if self.training and self.lm.copy is not None:  # see LMConfig.copy_jitter; the labels stay as they are
+                table = self.codec.neighbours(self.lm.lm.get_input_embeddings().num_embeddings)
+                answer_part = enc["labels"] != IGNORE_INDEX  # (B, L)
+                inputs = jitter_bins(inputs, answer_part, table, self.cfg.lm.copy_jitter, generator)
+            lm_logits, vocab = self.lm.scores(inputs, enc["attention_mask"], prefix, words, copy_ids)
             ce, valid = token_losses(lm_logits, enc["labels"])  # (B, L-1): once, for the term and the log
             losses["lm"] = reduce_token_losses(ce, valid, self.cfg.lm.loss_norm)
             if vocab is not lm_logits:  # the copy head: its vocabulary half also fits every token on its own

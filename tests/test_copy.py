@@ -183,3 +183,67 @@ def test_model_copies_from_its_box_and_segment_proposals():
         seg = model.codec.time_ids(model.proposed_segments(f))[0]
         assert sources.tolist() == box.tolist() + seg.tolist()
         assert len(model.generate(f, ["Where is the object making the sound?"] * 4, max_new_tokens=6)) == 4
+
+
+@pytest.fixture(scope="module")
+def bins():
+    from avllm.model import TokenCodec
+
+    times = [f"<t_{j}>" for j in range(8)]
+    tok = train_tokenizer(["at a place, at a time."], vocab_size=300, special_tokens=LOCS + times)
+    codec = TokenCodec(tok, loc_bins=32, time_bins=8, time_step=0.5)
+    return codec, codec.neighbours(len(tok))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 12), st.floats(0.0, 1.0), st.integers(0, 10_000))
+def test_jitter_moves_only_bins_where_asked_and_only_to_the_next_bin(bins, b, n, p, seed):
+    from avllm.model import jitter_bins
+
+    codec, table = bins
+    runs = [codec._loc.tolist(), codec._time.tolist()]
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, table.shape[0], (b, n), generator=gen)
+    where = torch.rand(b, n, generator=gen) < 0.7
+    before = ids.clone()
+    out = jitter_bins(ids, where, table, p, gen)
+    assert torch.equal(ids, before)  # the input is left as it was
+    for i, (a, z) in enumerate(zip(ids.flatten().tolist(), out.flatten().tolist())):
+        if a == z:
+            continue
+        assert where.flatten()[i]
+        run = next(r for r in runs if a in r)
+        assert z in run and abs(run.index(z) - run.index(a)) == 1
+    if p == 0:
+        assert torch.equal(out, ids)
+
+
+def test_jitter_at_one_moves_every_inner_bin(bins):
+    from avllm.model import jitter_bins
+
+    codec, table = bins
+    inner = torch.cat([codec._loc[1:-1], codec._time[1:-1]])[None]  # (1, 36): every bin with two neighbours
+    out = jitter_bins(inner.repeat(50, 1), torch.ones(50, inner.shape[1], dtype=torch.bool), table, 1.0,
+                      torch.Generator().manual_seed(0))
+    assert bool((out != inner).all())
+    # Below and above about equally often.
+    up = (out > inner).float().mean()
+    assert 0.4 < float(up) < 0.6
+    assert table[codec._loc[0], 0] == codec._loc[0] and table[codec._time[-1], 1] == codec._time[-1]
+
+
+def test_jitter_acts_in_training_only_and_leaves_the_targets():
+    cfg = get_preset("tiny")
+    batch = synth_batch(4, cfg=cfg)
+    losses = {}
+    for p in (0.0, 1.0):
+        c = dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, copy=True, copy_jitter=p))
+        torch.manual_seed(0)
+        model = tiny_model(c)
+        for mode in ("train", "eval"):
+            getattr(model, mode)()
+            torch.manual_seed(1)
+            with torch.no_grad():
+                losses[p, mode] = model(batch).losses["lm"].item()
+    assert losses[0.0, "eval"] == pytest.approx(losses[1.0, "eval"], abs=1e-6)
+    assert losses[0.0, "train"] != pytest.approx(losses[1.0, "train"], abs=1e-4)
