@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from model_factory import synth_batch, tiny_model
 
 from avllm.config import LMConfig, get_preset
-from avllm.model import INSTRUCT_LOSSES
 from avllm.llm import CopyHead, build_llm, copy_mixture, next_token_loss
+from avllm.model import INSTRUCT_LOSSES
 from avllm.tokenizer import train_tokenizer
 
 LOCS = [f"<loc_{i}>" for i in range(32)]
