@@ -43,7 +43,8 @@ from avllm.llm import (
 from avllm.textformat import GroundingCodec
 
 __all__ = [
-    "AVFeatures", "AVOutput", "AVLLM", "build_model", "tag_word_index", "jitter_bins", "ALIGN_LOSSES", "INSTRUCT_LOSSES",
+    "AVFeatures", "AVOutput", "AVLLM", "build_model", "tag_word_index", "jitter_bins", "ALIGN_LOSSES",
+    "INSTRUCT_LOSSES",
 ]
 
 # Which loss terms each training stage turns on (the trainer multiplies by LossWeights).
@@ -129,7 +130,9 @@ class TokenCodec:
         return table
 
 
-def jitter_bins(ids: Tensor, where: Tensor, table: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:
+def jitter_bins(
+    ids: Tensor, where: Tensor, table: Tensor, p: float, generator: torch.Generator | None = None
+) -> Tensor:
     """``ids`` (B, L) long with each position where ``where`` (B, L) is True moved, with probability ``p``, to
     one of its two neighbouring bins, below or above with equal odds (``table`` (V, 2), see
     ``TokenCodec.neighbours``; a token that is no bin stays itself). A new tensor; ``ids`` is not changed."""

@@ -14,14 +14,17 @@ from avllm.train import _set_trainable, stage_losses
 from model_factory import synth_batch, tiny_model
 
 ALL_TERMS = {
-    "lm", "slot_nce", "slot_match", "slot_div", "slot_recon", "dense_nce", "dense_disentangle", "ot", "avace",
-    "qformer_div", "cad_temporal", "cad_avqa", "box", "activity", "slot_anchor", "tags",
+    "lm", "lm_vocab", "slot_nce", "slot_match", "slot_div", "slot_recon", "dense_nce", "dense_disentangle", "ot",
+    "avace", "qformer_div", "cad_temporal", "cad_avqa", "box", "activity", "slot_anchor", "tags",
     "tag_where", "tag_when", "tag_sounding",
 }
 
 # loss term -> parameter name prefixes that must receive a non-zero gradient from it alone
 REACHES = {
-    "lm": ("lm.", "to_lm_patch.", "to_lm_audio.", "to_lm_query.", "img_proj.", "aud_proj.", "image_encoder."),
+    "lm": ("lm.lm.", "lm.copy.", "to_lm_patch.", "to_lm_audio.", "to_lm_query.", "img_proj.", "aud_proj.",
+           "image_encoder."),
+    "lm_vocab": ("lm.lm.", "to_lm_patch.", "to_lm_audio.", "to_lm_query.", "img_proj.", "aud_proj.",
+                 "image_encoder."),
     "slot_nce": ("slots.", "img_proj.", "aud_proj.", "image_encoder.", "audio_encoder."),
     "slot_match": ("slots.", "img_proj."),
     "slot_recon": ("slots.",),
@@ -43,6 +46,7 @@ REACHES = {
 # ... and parameter prefixes that must get nothing from it
 NEVER = {
     "lm": ("temporal.", "answer_chain.", "box_head.", "activity_head."),
+    "lm_vocab": ("lm.copy.", "temporal.", "answer_chain.", "box_head.", "activity_head."),
     "slot_nce": ("lm.", "dense.", "box_head."),
     "dense_nce": ("lm.", "slots.", "avace."),
     "avace": ("lm.", "dense.", "slots."),
@@ -58,7 +62,9 @@ NEVER = {
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return tiny_model(get_preset("tiny").replace(tag_locate=True)).train()  # every head on, class maps included
+    cfg = get_preset("tiny").replace(tag_locate=True)
+    cfg = cfg.replace(lm=cfg.lm.replace(copy=True))
+    return tiny_model(cfg).train()  # every head on, class maps and the LM's copy head included
 
 
 @pytest.fixture(scope="module")
