@@ -175,6 +175,10 @@ class AVLLM(nn.Module):
         self.class_map = ClassMapHead(d, cfg.num_tags) if cfg.num_tags > 0 and cfg.tag_locate else None
         self.lm = lm
         self.codec = TokenCodec(lm.tokenizer, cfg.lm.loc_bins, cfg.lm.time_bins, cfg.lm.time_step)
+        # (V, 2) every token's neighbouring bins, for LMConfig.copy_jitter: built once, not saved in checkpoints.
+        vocab = lm.lm.get_input_embeddings().num_embeddings
+        table = self.codec.neighbours(vocab) if lm.copy is not None else None
+        self.register_buffer("bin_neighbours", table, persistent=False)
         self.text_codec = GroundingCodec(cfg.lm.loc_bins, cfg.lm.time_bins, cfg.lm.time_step)
         self.lm_enabled = True  # the alignment stage turns the LM off (no prefix, no LM loss)
         # AV prefix: every group of tokens gets its own projection into the LM width H.
@@ -413,14 +417,13 @@ class AVLLM(nn.Module):
             prompt_part = (enc["labels"] == IGNORE_INDEX) & enc["attention_mask"].bool()  # (B, L)
             words = self._word_embeds(f, enc["input_ids"], prompt_part, self.to_lm_words)
             inputs = enc["input_ids"]
-            if self.training and self.lm.copy is not None:  # see LMConfig.copy_jitter; the labels stay as they are
-                table = self.codec.neighbours(self.lm.lm.get_input_embeddings().num_embeddings)
+            if self.training and self.bin_neighbours is not None:  # LMConfig.copy_jitter; the labels stay
                 answer_part = enc["labels"] != IGNORE_INDEX  # (B, L)
-                inputs = jitter_bins(inputs, answer_part, table, self.cfg.lm.copy_jitter, generator)
+                inputs = jitter_bins(inputs, answer_part, self.bin_neighbours, self.cfg.lm.copy_jitter, generator)
             lm_logits, vocab = self.lm.scores(inputs, enc["attention_mask"], prefix, words, copy_ids)
             ce, valid = token_losses(lm_logits, enc["labels"])  # (B, L-1): once, for the term and the log
             losses["lm"] = reduce_token_losses(ce, valid, self.cfg.lm.loss_norm)
-            if vocab is not lm_logits:  # the copy head: its vocabulary half also fits every token on its own
+            if self.lm.copy is not None:  # its vocabulary half also fits every token on its own
                 losses["lm_vocab"] = next_token_loss(vocab, enc["labels"], self.cfg.lm.loss_norm)
             diagnostics = lm_task_losses(ce, valid, list(tasks))
         if "answer_index" in batch and bool((batch["answer_index"] >= 0).any()):
