@@ -6,9 +6,9 @@ checkpoint at that step.
         --data data/test-standard --limit 100
 
 Variants (model configs in avllm/presets/ablations/): JSA without attention matching, DenseAV without the
-disentanglement term, the Q-Former with full instead of causal window attention, CAD without the contextual block;
-and, added on top of the default, the class maps (avllm/heads/classmap.py), the LM loss averaged per sample
-(``LMConfig.loss_norm``) and the LM's copy head over the proposals (``LMConfig.copy``).
+disentanglement term, the Q-Former with full instead of causal window attention, CAD without the contextual block,
+the LM without its copy head over the proposals (``LMConfig.copy``); and, added on top of the default, the class maps
+(avllm/heads/classmap.py) and the LM loss averaged per sample (``LMConfig.loss_norm``).
 Every run uses the same seed, so the same initial weights and the same batches: the one difference is the part
 removed. ``--stop-after`` cuts the run at that step of the ``--steps`` schedule (the default run's), so the learning
 rate agrees at every step with the reference checkpoint's. Finished runs and evaluations are reused.
@@ -33,7 +33,7 @@ VARIANTS = {
     "tiny-no-context": "CAD without the contextual block",
     "tiny-class-maps": "with class maps (where / when of each class)",
     "tiny-sample-loss": "LM loss averaged per sample, not per token",
-    "tiny-copy": "with the LM's copy head over the box / segment proposals",
+    "tiny-no-copy": "without the LM's copy head over the box / segment proposals",
 }
 COLUMNS = (
     "ssl.ciou50", "ssl.auc", "ssl.pointing", "seg.sound.miou", "ground.acc50", "temporal.miou", "avqa.acc",

@@ -336,6 +336,23 @@ def test_lora_trains_adapters_and_new_tokens_only(hf_dir):
     assert not any(p.requires_grad for p in frozen.parameters())
 
 
+def test_lora_lm_with_copy_head_trains_the_head_and_copies(hf_dir):
+    # The base preset's LM: a hub model with LoRA adapters and the copy head beside it.
+    d, _, _ = hf_dir
+    model = build_llm(LMConfig(arch="hf", name_or_path=str(d), lora=True, lora_r=4, lora_alpha=8, copy=True),
+                      special_tokens=["<loc_0>", "<loc_1>"])
+    assert model.copy is not None and all(p.requires_grad for p in model.copy.parameters())
+    loc = [model.tokenizer.convert_tokens_to_ids(t) for t in ("<loc_0>", "<loc_1>")]
+    b = model.build_inputs(["where is the bell?"], ["<loc_1> <loc_0>"], num_av_tokens=3)
+    copy_ids = torch.tensor([[loc[1], loc[0], -1]])  # (B, N): two sources among the three AV tokens
+    scores, loss = model(b["input_ids"], b["attention_mask"], torch.randn(1, 3, 32), b["labels"], None, copy_ids)
+    assert torch.allclose(scores.exp().sum(-1), torch.ones(scores.shape[:2]), atol=1e-4)  # a distribution
+    loss.backward()
+    assert model.copy.gate.bias.grad.abs() > 0 and model.copy.q.weight.grad.abs().sum() > 0
+    out = model.generate(["where is the bell?"], torch.randn(1, 3, 32), max_new_tokens=3, av_copy_ids=copy_ids)
+    assert len(out) == 1 and isinstance(out[0], str)
+
+
 def test_tokenizer_without_av_is_refused(hf_dir):
     from transformers import AutoTokenizer
 
