@@ -167,9 +167,12 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, strict: bool =
     return model.to(device).eval()
 
 
-def export(src: str | Path, dst: str | Path, *, half: bool = True) -> Path:
-    """A checkpoint to ship: the model of ``src`` without training state, in float16 when ``half``."""
+def export(src: str | Path, dst: str | Path, *, half: bool = True, name: str | None = None) -> Path:
+    """A checkpoint to ship: the model of ``src`` without training state, in float16 when ``half``; ``name``
+    renames its config (a run trained from an ablation preset shipped as the preset it equals)."""
     model = load(src, device="cpu")
+    if name is not None:
+        model.cfg = model.cfg.replace(name=name)
     meta = read_meta(src)
     meta = {"step": meta.get("step"), "exported_from": str(src), "dtype": "float16" if half else "float32"}
     return save(model, dst, meta=meta, dtype=torch.float16 if half else None)
@@ -183,9 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("src", help="a training checkpoint directory")
     p.add_argument("dst", help="where to write the exported checkpoint")
     p.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16)")
+    p.add_argument("--name", default=None, help="the exported config's name (default: the run's)")
     a = p.parse_args(argv)
     try:
-        out = export(a.src, a.dst, half=not a.fp32)
+        out = export(a.src, a.dst, half=not a.fp32, name=a.name)
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -58,6 +58,15 @@ def test_half_export_is_smaller_and_close(saved, tmp_path):
     assert not (out / "train_state.pt").exists()
 
 
+def test_export_renames_the_config_and_nothing_else(saved, tmp_path):
+    model, path = saved
+    out = checkpoint.export(path, tmp_path / "named", name="shipped-name")
+    back = checkpoint.load(out)
+    assert back.cfg.name == "shipped-name" != model.cfg.name
+    assert back.cfg.replace(name=model.cfg.name) == model.cfg
+    assert checkpoint.read_meta(out)["exported_from"] == str(path)
+
+
 def test_atomic_write_keeps_the_old_checkpoint(saved, tmp_path):
     model, path = saved
     target = _copy(path, tmp_path / "ckpt")
