@@ -10,8 +10,8 @@ keys, and says which tensor has the wrong shape.
 
 from __future__ import annotations
 
-import json
 import glob
+import json
 import os
 import shutil
 import tempfile
@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from avllm.config import ConfigError, ModelConfig
 
-__all__ = ["CheckpointError", "save", "load", "load_state", "read_meta", "WEIGHTS", "CONFIG", "META"]
+__all__ = ["CONFIG", "META", "WEIGHTS", "CheckpointError", "load", "load_state", "read_meta", "save"]
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"

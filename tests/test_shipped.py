@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from avllm.checkpoint import load
+from avllm.config import ModelConfig, get_preset
 from avllm.data import read_manifest
 from avllm.evaluate import evaluate
 from avllm.synth.writer import write_dataset
@@ -41,6 +42,11 @@ def test_recorded_figures_exist():
     assert set(CHECKED) <= set(rec), set(CHECKED) - set(rec)
     assert rec["_meta"]["clips"] >= 200
     assert set(CHECKED) <= set(rec["_ci_split"]) and rec["_ci_split"]["_meta"]["clips"] == 32
+
+
+def test_shipped_config_is_the_tiny_preset():
+    # `make demo` and the docs describe the tiny preset (copy head on); the checkpoint must be that architecture
+    assert ModelConfig.load(ASSET / "config.json") == get_preset("tiny")
 
 
 @pytest.mark.slow
