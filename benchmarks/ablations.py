@@ -2,7 +2,7 @@
 maps, added), cut at the same step of the same schedule, and evaluated on the same clips as the default run's
 checkpoint at that step.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/ablations.py --reference runs/tiny-default --stop-after 150 \\
+    PYTHONPATH=. .venv/bin/python benchmarks/ablations.py --reference runs/copy/tiny-copy --stop-after 150 \\
         --data data/test-standard --limit 100
 
 Variants (model configs in avllm/presets/ablations/): JSA without attention matching, DenseAV without the
@@ -50,7 +50,8 @@ def _run(cmd: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--reference", default="runs/tiny-default", help="the default run's output folder")
+    p.add_argument("--reference", default="runs/copy/tiny-copy",
+                   help="the default run's output folder (docs/TRAINING.md's command writes runs/copy/tiny-copy)")
     p.add_argument("--steps", type=int, default=1100, help="the schedule's length (the default run's --steps)")
     p.add_argument("--stop-after", type=int, default=150)
     p.add_argument("--data", default="data/test-standard")
