@@ -400,6 +400,7 @@ class TrainConfig(Config):
     seed: int = 0
     difficulty: Literal["easy", "standard", "hard"] = "standard"  # synthetic world difficulty
     speech: bool = False  # include the spoken-phrase subset (needs espeak-ng)
+    speech_share: float = 0.5  # with speech, the share of synthetic clips that carry a spoken phrase
     data: str = ""  # a manifest to train from instead of the in-memory synthetic world
     tokenizer_clips: int = 400  # synthetic clips whose texts train the tiny preset's BPE tokenizer
     max_minutes: float = 0.0  # stop with a final checkpoint once this much wall time has passed (0 = no limit)
@@ -407,6 +408,10 @@ class TrainConfig(Config):
     log_every: int = 10
     ckpt_every: int = 200
     out_dir: str = "runs/tiny"
+
+    def validate(self) -> None:
+        if not 0.0 <= self.speech_share <= 1.0:
+            raise ConfigError(f"speech_share must lie in [0, 1], got {self.speech_share}")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ every clip once, asks the language model every text sample of the clip, and comp
   ssl.ciou50 ssl.auc ssl.ciou_mean ssl.ciou50_fixed ssl.pointing     (JSA map; ssl.ceiling.* = the GT as the map)
   ssl.<map>.ciou50/auc/pointing for the other maps: slot_offtarget, avace, dense0, dense1
   seg.sound.miou seg.sound.fscore seg.sound.ap seg.sound.iou          (DenseAV sound head vs the SSL target mask)
+  seg.speech.miou/fscore/ap/iou (speech head over a spoken phrase vs the object it names; clips with a phrase),
+  seg.<sound|speech>.head<k>.* (every head on both), seg.speech_head, seg.specialised (see dense_head_metrics)
   retrieval.a2i.r1/r5/r10 retrieval.i2a.r1/r5/r10                     (DenseAV clip scores, first N candidates)
   ground.acc50 temporal.miou temporal.r1_50 factcheck.acc factcheck.acc.<kind> avqa.acc avqa.acc.<kind>
   caption.fact_recall
@@ -42,7 +44,7 @@ from avllm.heads.classmap import activity_targets
 from avllm.media import MediaError, load_clip
 from avllm.model import AVLLM, AVFeatures
 from avllm.predictor import map_to_box
-from avllm.record import Record, TextSample
+from avllm.record import ObjectAnn, Record, TextSample
 from avllm.synth import ANSWERS, CLASS_NAMES, POSITIONS, SynthWorld
 from avllm.textformat import parse_display
 
@@ -147,6 +149,27 @@ def _gt_mask(rec: Record, root: Path, size: int = M.SSL_SIZE) -> np.ndarray:
     return M.gt_map_from_boxes(rec.ssl_boxes, size=size, mode="vggss")
 
 
+def _object_mask(obj: ObjectAnn, root: Path, size: int = M.SSL_SIZE) -> np.ndarray:
+    """One object's pixel mask, else its box's map."""
+    if obj.mask and (root / obj.mask).is_file():
+        m = Image.open(root / obj.mask).convert("L").resize((size, size), Image.NEAREST)
+        return (np.asarray(m) > 127).astype(np.float64)
+    return M.gt_map_from_boxes([obj.box], size=size, mode="vggss")
+
+
+def speech_target(rec: Record) -> tuple[list[float], ObjectAnn] | None:
+    """(the spoken phrase's segment, the visible object it names), or None when the clip has no phrase that names
+    a visible object (DenseAV's speech head is scored on those clips: its map while the phrase is spoken)."""
+    for s in rec.sounds:
+        if s.category != "speech" or not s.text or not s.segments:
+            continue
+        words = s.text.lower().split()
+        named = [o for o in rec.objects if o.category in words]
+        if named:
+            return list(s.segments[0]), named[0]
+    return None
+
+
 def question_only_prior(num_clips: int = 300, seed: int = 777, difficulty: str = "standard") -> dict[str, str]:
     """Most frequent training answer of each abstracted question (fact-check claims included): the question-only
     baseline. Train split, a seed of its own."""
@@ -182,7 +205,8 @@ def evaluate(
     dev = next(model.parameters()).device
     rng = np.random.default_rng(seed)
     g = model.image_encoder.grid
-    ssl_maps, ssl_gts, seg_maps, seg_gts, seg_cls = [], [], [], [], []
+    ssl_maps, ssl_gts, seg_maps, seg_gts, seg_cls = [], [], [], [], []  # seg_maps: (K, g, g) every head
+    speech_maps, speech_gts, speech_cls, speech_contrast = [], [], [], []  # the spoken phrase's window
     other_maps: dict[str, list[np.ndarray]] = defaultdict(list)  # the other heads' maps, scored the same way
     keys_v, keys_a, keys_m = [], [], []
     tag_rows: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)  # seen/heard -> (pred, truth)
@@ -207,9 +231,10 @@ def evaluate(
                 for name, mp in (("slot_offtarget", f.slot_img_attn[i, 1]), ("avace", f.avace_attn[i]),
                                  ("dense0", f.dense_heatmaps[i, 0]), ("dense1", f.dense_heatmaps[i, 1])):
                     other_maps[name].append(mp.reshape(g, g).float().cpu().numpy())
-                seg_maps.append(f.dense_heatmaps[i, 0].float().cpu().numpy())
+                seg_maps.append(f.dense_heatmaps[i].float().cpu().numpy())
                 seg_gts.append(_gt_mask(r, root) > 0)
                 seg_cls.append(next((o.category for o in r.objects if o.sounding), "none"))
+        _speech_rows(model, f, recs, root, speech_maps, speech_gts, speech_cls, speech_contrast)
         if f.seen_tags is not None:
             c = len(CLASS_NAMES)
             for i, r in enumerate(recs):
@@ -262,13 +287,7 @@ def evaluate(
     centre = M.center_prior_map(g, g)
     for k, v in M.ssl_metrics([centre] * len(ssl_gts), ssl_gts).items():
         out[f"baseline.center.ssl.{k}"] = v
-    if seg_maps:
-        probs = np.stack([M.normalize_map(M.upsample_map(m, M.SSL_SIZE)) for m in seg_maps])
-        gts = np.stack(seg_gts)
-        out["seg.sound.miou"] = M.avsbench_miou(probs, gts, is_logits=False)
-        out["seg.sound.fscore"] = M.avsbench_fscore(probs, gts, is_logits=False)
-        d = M.dense_seg_metrics(probs, gts, seg_cls)
-        out["seg.sound.ap"], out["seg.sound.iou"] = d.get("ap", float("nan")), d.get("iou", float("nan"))
+    out.update(dense_head_metrics(seg_maps, seg_gts, seg_cls, speech_maps, speech_gts, speech_cls, speech_contrast))
     for name, vals in class_rows.items():  # the class maps, one value per (clip, class)
         out[f"tags.{name}"] = float(np.mean(vals))
     for name, rows_t in tag_rows.items():  # the class-tag head: exact set, and each (clip, class) decision
@@ -360,10 +379,87 @@ def evaluate(
     return {k: float(v) for k, v in out.items()}
 
 
+def _speech_rows(model: AVLLM, f: AVFeatures, recs: list[Record], root: Path, maps: list, gts: list, cls: list,
+                 contrast: list) -> None:
+    """For each clip whose phrase names a visible object: every DenseAV head's map averaged over the audio tokens
+    of the phrase (K, g, g), the named object's mask, its class, and each head's time contrast (K,) (mean peak
+    similarity inside the phrase minus outside it)."""
+    rows = [(i, st) for i, r in enumerate(recs) if (st := speech_target(r)) is not None]
+    if not rows:
+        return
+    g = f.grid
+    own = model.dense.own_volume(model.key_frame(f), f.aud).float()  # (B, K, P, Ta)
+    peak = own.amax(dim=2)  # (B, K, Ta)
+    for i, ((s0, s1), obj) in rows:
+        valid = f.aud_mask[i]
+        inside = (f.aud_times >= s0) & (f.aud_times < s1) & valid  # (Ta,)
+        outside = valid & ~inside
+        if not inside.any() or not outside.any():
+            continue
+        maps.append(own[i][..., inside].mean(-1).view(-1, g, g).cpu().numpy())
+        gts.append(_object_mask(obj, root) > 0)
+        cls.append(obj.category)
+        contrast.append((peak[i][:, inside].mean(-1) - peak[i][:, outside].mean(-1)).cpu().numpy())
+
+
+def _seg_scores(maps: list[np.ndarray], gts: list[np.ndarray], classes: list[str]) -> dict[str, float]:
+    probs = np.stack([M.normalize_map(M.upsample_map(m, M.SSL_SIZE)) for m in maps])
+    gt = np.stack(gts)
+    d = M.dense_seg_metrics(probs, gt, classes)
+    return {"miou": M.avsbench_miou(probs, gt, is_logits=False), "fscore": M.avsbench_fscore(probs, gt, is_logits=False),
+            "ap": d.get("ap", float("nan")), "iou": d.get("iou", float("nan"))}  # fmt: skip
+
+
+def dense_head_metrics(sound_maps: list[np.ndarray], sound_gts: list[np.ndarray], sound_cls: list[str],
+                       speech_maps: list[np.ndarray], speech_gts: list[np.ndarray], speech_cls: list[str],
+                       speech_contrast: list[np.ndarray]) -> dict[str, float]:
+    """DenseAV's heads as segmenters. ``sound_maps`` / ``speech_maps``: (K, g, g) per clip, every head.
+
+    Sound: each head's whole-clip map against the sounding objects' mask; speech: each head's map over the spoken
+    phrase against the named object's mask (``seg.<target>.head<k>.*``). Which head is the speech head is not fixed
+    by training (DenseAV's heads specialise on their own), so it is read off the clips' timing, never off the
+    masks: the head whose peak similarity rises most while the phrase is spoken (``seg.speech_head``); the sound
+    head is another one (head 0 unless that is the speech head, and head 0 when no clip has a phrase).
+    ``seg.sound.*`` and ``seg.speech.*`` are those heads' figures; ``seg.specialised`` is 1 when each of the two
+    heads segments its own target better (mIoU) than the other head does."""
+    out: dict[str, float] = {}
+    if not sound_maps and not speech_maps:
+        return out
+    k_heads = (sound_maps or speech_maps)[0].shape[0]
+    per: dict[str, list[dict[str, float]]] = {}
+    for target, maps, gts, cls in (("sound", sound_maps, sound_gts, sound_cls),
+                                   ("speech", speech_maps, speech_gts, speech_cls)):  # fmt: skip
+        if maps:
+            per[target] = [_seg_scores([m[k] for m in maps], gts, cls) for k in range(k_heads)]
+            for k, sc in enumerate(per[target]):
+                for name, v in sc.items():
+                    out[f"seg.{target}.head{k}.{name}"] = v
+    speech_head = None
+    if speech_contrast and k_heads >= 2:
+        contrast = np.mean(np.stack(speech_contrast), axis=0)  # (K,)
+        speech_head = int(np.argmax(contrast))
+        out["seg.speech_head"] = float(speech_head)
+        for k, v in enumerate(contrast):
+            out[f"seg.speech.contrast.head{k}"] = float(v)
+    sound_head = 1 if speech_head == 0 else 0
+    if "sound" in per:
+        for name, v in per["sound"][sound_head].items():
+            out[f"seg.sound.{name}"] = v
+    if "speech" in per and speech_head is not None:
+        for name, v in per["speech"][speech_head].items():
+            out[f"seg.speech.{name}"] = v
+        if "sound" in per:
+            own_s, other_s = per["sound"][sound_head]["miou"], per["sound"][speech_head]["miou"]
+            own_p, other_p = per["speech"][speech_head]["miou"], per["speech"][sound_head]["miou"]
+            out["seg.specialised"] = float(own_s > other_s and own_p > other_p)
+    return out
+
+
 SUMMARY = (
     ("ssl.ciou50", "ssl.ceiling.ciou50", "baseline.center.ssl.ciou50"), ("ssl.auc", "ssl.ceiling.auc", None),
     ("ssl.pointing", "baseline.center.ssl.pointing", None), ("ssl.avace.ciou50", None, None),
-    ("ssl.slot_offtarget.ciou50", None, None), ("seg.sound.miou", None, None),
+    ("ssl.slot_offtarget.ciou50", None, None), ("seg.sound.miou", "seg.sound.head1.miou", None),
+    ("seg.speech.miou", "seg.speech.head0.miou", "seg.speech.head1.miou"),
     ("retrieval.a2i.r1", None, None), ("retrieval.i2a.r1", None, None),
     ("ground.acc50", "baseline.center.ground.acc50", "baseline.random.ground.acc50"),
     ("temporal.miou", "baseline.whole_clip.temporal.miou", "baseline.random.temporal.miou"),

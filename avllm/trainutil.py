@@ -43,7 +43,7 @@ class TrainingData:
             self.size = len(self.source)
         else:
             synth = SynthWorld(
-                "train", seed=cfg.seed, difficulty=cfg.difficulty, speech=cfg.speech,
+                "train", seed=cfg.seed, difficulty=cfg.difficulty, speech=cfg.speech, speech_share=cfg.speech_share,
                 image_size=model_cfg.image.image_size, sample_rate=model_cfg.audio.sample_rate,
             )
             self.size = 1 << 40

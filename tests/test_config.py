@@ -125,3 +125,5 @@ def test_cross_field_checks():
         ModelConfig.from_dict({"cad": {"context_size": 4}})
     with pytest.raises(ConfigError, match="avace_heads"):
         ModelConfig(dim=250)
+    with pytest.raises(ConfigError, match="speech_share"):
+        TrainConfig(speech=True, speech_share=1.5)

@@ -92,6 +92,8 @@ def test_output_shapes_and_consistency():
     assert (out.time_act[1, :, 3:] == 0).all()
     # patch p = row * g + col
     torch.testing.assert_close(out.heatmaps[1, 0, 2, 1], own1[0, 7, :3].mean())
+    # own_volume is the diagonal of the pairwise volume (every clip with its own audio)
+    torch.testing.assert_close(head.own_volume(img, aud), vol[torch.arange(4), torch.arange(4)])
     assert head(img, aud, mask, grid=3).losses == {}
     with pytest.raises(ValueError, match="grid"):
         head(img, aud, mask, grid=2)

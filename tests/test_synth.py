@@ -432,6 +432,25 @@ def test_speech_phrase_names_an_object_and_sits_in_its_segment():
     assert sp_texts and parse_boxes(sp_texts[0].answer) == [[round(v, 2) for v in named[0].box]]
 
 
+@pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
+def test_speech_share_picks_clips_and_leaves_the_others_as_without_speech():
+    from avllm.synth.world import speech_drawn
+
+    drawn = [speech_drawn("train", 0, i, 0.5) for i in range(400)]
+    assert 160 < sum(drawn) < 240  # about half
+    assert all(speech_drawn("train", 0, i, 1.0) for i in range(20))
+    assert not any(speech_drawn("train", 0, i, 0.0) for i in range(20))
+    w = SynthWorld("train", speech=True, speech_share=0.5, frames="key", image_size=32)
+    plain = SynthWorld("train", frames="key", image_size=32)
+    for i in range(6):
+        has = any(s.category == "speech" for s in w[i].record.sounds)
+        assert has == drawn[i]
+        if not has:  # a clip without a phrase is the clip of the world without speech
+            assert w[i].record == plain[i].record and np.array_equal(w[i].audio, plain[i].audio)
+    with pytest.raises(ValueError, match="speech_share"):
+        SynthWorld(speech=True, speech_share=1.5)
+
+
 def test_synthworld_in_memory():
     w = SynthWorld("test", seed=2, difficulty="easy", num_frames=2, length=3)
     assert len(w) == 3

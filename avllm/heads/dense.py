@@ -120,6 +120,11 @@ class DenseAV(nn.Module):
         """aud (B, Ta, D) -> (B, K, C, Ta), unit norm over C."""
         return self._heads(self.aud_proj, aud)
 
+    def own_volume(self, img: Tensor, aud: Tensor) -> Tensor:
+        """Each clip with its own audio: img (B, P, D), aud (B, Ta, D) -> (B, K, P, Ta) cosine similarities (the
+        volume that ``heatmaps`` averages over time; a time window of it is the map of that window's sound)."""
+        return torch.einsum("bkcp,bkct->bkpt", self.image_features(img), self.audio_features(aud))
+
     def forward(
         self,
         img: Tensor,

@@ -12,6 +12,7 @@ clips for training (no disk).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -28,7 +29,7 @@ from avllm.synth.speech import require_espeak, speak
 from avllm.synth.facts import position_word
 from avllm.synth.tasks import make_texts
 
-__all__ = ["SynthClip", "FrameMode", "generate", "frame_indices", "build_record", "SynthWorld"]
+__all__ = ["SynthClip", "FrameMode", "generate", "frame_indices", "build_record", "speech_drawn", "SynthWorld"]
 
 FrameMode = Literal["all", "key"]
 SAMPLE_RATE = 48000
@@ -191,10 +192,21 @@ def build_record(scene: Scene, place: Placement, aud: AudioResult, sample_rate: 
     )
 
 
+def speech_drawn(split: str, seed: int, index: int, share: float) -> bool:
+    """Whether clip ``index`` is one of the ``share`` of clips that carry a spoken phrase: a draw of its own
+    (seeded by split, seed and index), so the clips without one are exactly the clips of ``speech=False``."""
+    if share >= 1.0:
+        return True
+    u = np.random.default_rng([zlib.crc32(split.encode()), seed, index, 0x5EEC]).random()
+    return bool(u < share)
+
+
 class SynthWorld:
     """Clips of one split as a map-style source: ``world[i]`` is ``generate(i, ...)``; no disk.
 
     ``length`` (None = unbounded) sets ``len(world)`` and where iteration stops; ``start`` offsets the indices.
+    With ``speech``, the clips that ``speech_drawn(..., speech_share)`` picks carry a spoken phrase (DenseAV's
+    speech head needs both kinds of clip to tell speech from sound).
     Works as a torch Dataset (with a length) or as a plain iterator."""
 
     def __init__(
@@ -209,6 +221,7 @@ class SynthWorld:
         frames: FrameMode = "all",
         num_frames: int | None = None,
         length: int | None = None,
+        speech_share: float = 1.0,
         start: int = 0,
         sample_rate: int = SAMPLE_RATE,
     ) -> None:
@@ -216,9 +229,11 @@ class SynthWorld:
             raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
         if speech:
             require_espeak()  # fail now, not at the first clip
+        if not 0.0 <= speech_share <= 1.0:
+            raise ValueError(f"speech_share must lie in [0, 1], got {speech_share}")
         frame_indices(max(1, int(round(duration * fps))), frames, num_frames)  # validates the frame options
         self.difficulty = get_difficulty(difficulty)
-        self.split, self.seed, self.speech = split, seed, speech
+        self.split, self.seed, self.speech, self.speech_share = split, seed, speech, speech_share
         self.image_size, self.fps, self.duration, self.sample_rate = image_size, fps, duration, sample_rate
         self.frames, self.num_frames, self.length, self.start = frames, num_frames, length, start
 
@@ -235,7 +250,7 @@ class SynthWorld:
             split=self.split,
             seed=self.seed,
             difficulty=self.difficulty,
-            speech=self.speech,
+            speech=self.speech and speech_drawn(self.split, self.seed, self.start + i, self.speech_share),
             image_size=self.image_size,
             fps=self.fps,
             duration=self.duration,
