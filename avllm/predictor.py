@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from avllm.model import AVLLM, AVFeatures
 from avllm.synth import ANSWERS, CLASS_NAMES
 from avllm.textformat import parse_display
 
-__all__ = ["PROMPTS", "TextAnswer", "Prediction", "Predictor", "map_to_box"]
+__all__ = ["PROMPTS", "TextAnswer", "Prediction", "Predictor", "map_to_box", "dense_roles"]
 
 # The canonical prompt of each task (the synthetic world's instruction data uses these among its phrasings).
 PROMPTS = {
@@ -66,6 +67,9 @@ class Prediction:
     # class maps: class -> {"seen", "heard", "sounding": probabilities, "centre": [x, y], "activity": over
     # curves["times"]}, for the classes seen or heard with probability >= 0.5; {} for a model without them
     classes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # DenseAV's head roles ("sound", "speech"), head by head, when the checkpoint's evaluation measured them
+    # (recorded ``seg.speech_head``); [] when nothing says which head is which
+    dense_roles: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -95,12 +99,35 @@ def map_to_box(m: np.ndarray, threshold: float = 0.5) -> list[float] | None:
     return [xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h]
 
 
+def dense_roles(checkpoint: str | Path, num_heads: int) -> list[str]:
+    """DenseAV's head roles as the checkpoint's recorded evaluation measured them: ``recorded_metrics.json`` beside
+    the weights, its ``_speech_split`` figures (avllm.evaluate on clips with spoken phrases): ``seg.speech_head``
+    (read off the phrases' timing) and ``seg.specialised`` (each of the two heads segments its own target better
+    than the other). The speech head is named "speech", the evaluation's sound head "sound", any other ""; [] when
+    the heads were not measured as specialised, or the file, a key or a second head is missing, or the file cannot
+    be read: the heads are then shown by number only."""
+    path = Path(checkpoint) / "recorded_metrics.json"
+    try:
+        rec = json.loads(path.read_text()).get("_speech_split") or {} if path.is_file() else {}
+        speech, specialised = rec.get("seg.speech_head"), rec.get("seg.specialised")
+    except (OSError, ValueError, AttributeError):
+        return []
+    ok = isinstance(speech, (int, float)) and specialised == 1.0 and num_heads >= 2
+    if not ok or not 0 <= int(speech) < num_heads:
+        return []
+    roles = [""] * num_heads
+    roles[int(speech)] = "speech"
+    roles[1 if int(speech) == 0 else 0] = "sound"
+    return roles
+
+
 class Predictor:
     """A model plus the cached features of one clip. Not thread-safe: use one per request or a lock."""
 
-    def __init__(self, model: AVLLM, device: str | torch.device = "cpu"):
+    def __init__(self, model: AVLLM, device: str | torch.device = "cpu", dense_roles: list[str] | None = None):
         self.model = model.to(device).eval()
         self.device = torch.device(device)
+        self.dense_roles = list(dense_roles or [])
         self.clip: Clip | None = None
         self.features: AVFeatures | None = None
         self.timings: dict[str, float] = {}
@@ -109,7 +136,8 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> Predictor:
         from avllm.checkpoint import load
 
-        return cls(load(path, device=device), device=device)
+        model = load(path, device=device)
+        return cls(model, device=device, dense_roles=dense_roles(path, model.cfg.dense.num_heads))
 
     # ------------------------------------------------------------------------------------------------------------
     def _inputs(self, clip: Clip) -> tuple[torch.Tensor, ...]:
@@ -309,4 +337,5 @@ class Predictor:
             notes=list(self.clip.flags.notes),
             tags=self.tags(),
             classes=self.class_maps(),
+            dense_roles=list(self.dense_roles),
         )

@@ -50,7 +50,6 @@ __all__ = [
 IMAGE_NAMES = ("boxes", "ssl", "slots", "audio_slots", "dense", "dense_time", "waveform", "spectrogram")
 # One colour per kind of predicted box (the ground truth is dark and dashed, as everywhere in viz).
 BOX_COLORS = {"LM": "#e6194b", "SSL map": "#3cb44b", "proposal head": "#4363d8"}
-HEAD_NAMES = ("sound", "speech")  # DenseAV: head 0 learns sounds, head 1 speech
 MAX_LM_BOXES = 4  # at most this many distinct boxes of the LM's grounding answer are drawn
 OVERLAY_SHORT_SIDE = 320  # the overlay video's frames are scaled to this short side (pixels)
 
@@ -69,9 +68,11 @@ class Rendered:
     notes: list[str] = field(default_factory=list)
 
 
-def head_name(k: int) -> str:
-    """Display name of DenseAV head ``k``: 'head 0 (sound)', 'head 1 (speech)', 'head 2', ..."""
-    return f"head {k} ({HEAD_NAMES[k]})" if k < len(HEAD_NAMES) else f"head {k}"
+def head_name(k: int, roles: list[str] | None = None) -> str:
+    """Display name of DenseAV head ``k``: 'head 1 (speech)' where ``roles`` (a prediction's measured
+    ``dense_roles``) names it, else 'head 1'."""
+    role = roles[k] if roles and k < len(roles) else ""
+    return f"head {k} ({role})" if role else f"head {k}"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -259,11 +260,12 @@ def render_images(clip: Clip, pred: Prediction, record: Record | None = None) ->
                                              title="Audio slots and heard classes over time (grey: proposed segment)")
     heads = sorted(int(k[len("dense_head"):]) for k in maps if k.startswith("dense_head"))
     out["dense"] = viz.map_panel(
-        base, {head_name(k): maps[f"dense_head{k}"] for k in heads},
+        base, {head_name(k, pred.dense_roles): maps[f"dense_head{k}"] for k in heads},
         f"DenseAV heads ({key})", colorbar_label="min-max normalised",
     )
     out["dense_time"] = viz.activation_plot(
-        {head_name(k): curves[f"dense_time{k}"] for k in heads if f"dense_time{k}" in curves}, times,
+        {head_name(k, pred.dense_roles): curves[f"dense_time{k}"] for k in heads if f"dense_time{k}" in curves},
+        times,
         title="DenseAV heads over time (max over the image)",
     )
     gts = gt_segments(record)

@@ -22,7 +22,8 @@ MAPS_HELP = (
     "Heatmaps over the key frame (jet colour map: blue cold, red hot). **SSL map**: the target slot's "
     "localization, refined by the image query. **AVACE**: the LM-side cross-attention that is trained to stay "
     "inside the sounding box. **Slots**: each patch's share between the target (sounding) and off-target slot. "
-    "**DenseAV**: per-head audio-visual similarity; head 0 learns sounds, head 1 speech."
+    "**DenseAV**: per-head audio-visual similarity; a head is named sound or speech where the checkpoint's "
+    "evaluation on spoken phrases measured its role, else shown by number."
 )
 CSS = """
 #media-info table, #answers table { font-size: 0.9em; }

@@ -248,3 +248,24 @@ def test_class_maps_of_a_located_model_reach_the_rendered_images(clip_path):
     assert not np.array_equal(shown["boxes"], base["boxes"])  # one more panel: the classes seen, marked
     assert not np.array_equal(shown["audio_slots"], base["audio_slots"])  # the bell's activity line
     assert "class maps, where: bell at" in render.answers_markdown(pred)
+
+
+def test_dense_head_roles_come_from_the_recorded_speech_evaluation(tmp_path):
+    from avllm.predictor import dense_roles
+    from avllm.render import head_name
+
+    rec = tmp_path / "recorded_metrics.json"
+    assert dense_roles(tmp_path, 2) == []  # nothing recorded: heads by number
+    rec.write_text(json.dumps({"ground.acc50": 0.7, "_speech_split": {"seg.speech_head": 0.0, "seg.specialised": 1.0}}))
+    assert dense_roles(tmp_path, 2) == ["speech", "sound"]
+    assert dense_roles(tmp_path, 3) == ["speech", "sound", ""]
+    assert dense_roles(tmp_path, 1) == []
+    rec.write_text(json.dumps({"_speech_split": {"seg.speech_head": 1.0, "seg.specialised": 0.0}}))
+    assert dense_roles(tmp_path, 2) == []  # measured, but not specialised: no names
+    rec.write_text(json.dumps({"_speech_split": {"seg.speech_head": 5.0, "seg.specialised": 1.0}}))
+    assert dense_roles(tmp_path, 2) == []
+    for broken in ("{not json", "[1, 2]", '{"_speech_split": 3}'):
+        rec.write_text(broken)
+        assert dense_roles(tmp_path, 2) == []
+    assert head_name(1, ["sound", "speech"]) == "head 1 (speech)" and head_name(1) == "head 1"
+    assert head_name(2, ["sound", "speech"]) == "head 2" and head_name(0, ["", "speech"]) == "head 0"
