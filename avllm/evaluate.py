@@ -18,6 +18,7 @@ every clip once, asks the language model every text sample of the clip, and comp
   tags.where.pointing tags.when.iou tags.sounding.label_acc   (class maps: each seen class's centre inside one of its
                                                                boxes; token IoU of each heard class's activity;
                                                                sounding-and-visible decisions of the seen classes)
+  speech.ground.acc50 speech.words.acc (clips with a spoken phrase: the named object's box; the phrase, word for word)
   baseline.center.* baseline.random.* baseline.question_only.* baseline.audio_only.* baseline.image_only.*
 """
 
@@ -50,7 +51,7 @@ from avllm.textformat import parse_display
 
 __all__ = ["evaluate", "main", "select_features", "question_key"]
 
-EVAL_TASKS = ("ground", "temporal", "factcheck", "avqa", "caption")
+EVAL_TASKS = ("ground", "temporal", "factcheck", "avqa", "caption", "speech")
 
 
 def select_features(f: AVFeatures, idx: list[int]) -> AVFeatures:
@@ -371,12 +372,28 @@ def evaluate(
                 [truth_of(a) for _, a in rows_b],
                 [bool(t.meta["label"]) if "label" in t.meta else truth_of(t.answer) for t, _ in rows_b],
             )
+    # --- speech prompts (clips with a spoken phrase): the named object's box, and the phrase itself
+    rows = gen["speech"]
+    boxed = [(t, a) for _, t, a, _ in rows if parse_display(t.answer).boxes]
+    said_rows = [(t, a) for _, t, a, _ in rows if not parse_display(t.answer).boxes]
+    if boxed:
+        out["speech.ground.acc50"] = M.grounding_accuracy([parse_display(a).boxes for _, a in boxed],
+                                                          [parse_display(t.answer).boxes for t, _ in boxed])
+    if said_rows:
+        out["speech.words.acc"] = M.accuracy([_words(a) for _, a in said_rows], [_words(t.answer) for t, _ in said_rows])
     # --- captions
     rows = gen["caption"]
     if rows:
         out["caption.fact_recall"] = M.mean_fact_recall([a for _, _, a, _ in rows], [caption_facts(r) for r, *_ in rows])
         out["caption.bleu4"] = M.bleu4([a for _, _, a, _ in rows], [t.answer for _, t, _, _ in rows])
     return {k: float(v) for k, v in out.items()}
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z']+", text.lower()))
+
+
+_SILENT = "|silent"  # class suffix of a speech row whose named object makes no sound
 
 
 def _speech_rows(model: AVLLM, f: AVFeatures, recs: list[Record], root: Path, maps: list, gts: list, cls: list,
@@ -398,7 +415,7 @@ def _speech_rows(model: AVLLM, f: AVFeatures, recs: list[Record], root: Path, ma
             continue
         maps.append(own[i][..., inside].mean(-1).view(-1, g, g).cpu().numpy())
         gts.append(_object_mask(obj, root) > 0)
-        cls.append(obj.category)
+        cls.append(obj.category if obj.sounding else f"{obj.category}{_SILENT}")
         contrast.append((peak[i][:, inside].mean(-1) - peak[i][:, outside].mean(-1)).cpu().numpy())
 
 
@@ -421,11 +438,20 @@ def dense_head_metrics(sound_maps: list[np.ndarray], sound_gts: list[np.ndarray]
     masks: the head whose peak similarity rises most while the phrase is spoken (``seg.speech_head``); the sound
     head is another one (head 0 unless that is the speech head, and head 0 when no clip has a phrase).
     ``seg.sound.*`` and ``seg.speech.*`` are those heads' figures; ``seg.specialised`` is 1 when each of the two
-    heads segments its own target better (mIoU) than the other head does."""
+    heads segments its own target better (mIoU) than the other head does. A speech class ending in "|silent" marks
+    a named object that makes no sound: ``seg.speech.silent.head<k>.miou`` scores those clips alone, where finding
+    the object cannot come from hearing it (``n.speech.silent`` of them)."""
     out: dict[str, float] = {}
     if not sound_maps and not speech_maps:
         return out
     k_heads = (sound_maps or speech_maps)[0].shape[0]
+    silent = [i for i, c in enumerate(speech_cls) if c.endswith(_SILENT)]
+    if silent:
+        out["n.speech.silent"] = float(len(silent))
+        for k in range(k_heads):
+            out[f"seg.speech.silent.head{k}.miou"] = _seg_scores(
+                [speech_maps[i][k] for i in silent], [speech_gts[i] for i in silent], ["x"] * len(silent))["miou"]
+    speech_cls = [c.removesuffix(_SILENT) for c in speech_cls]
     per: dict[str, list[dict[str, float]]] = {}
     for target, maps, gts, cls in (("sound", sound_maps, sound_gts, sound_cls),
                                    ("speech", speech_maps, speech_gts, speech_cls)):  # fmt: skip

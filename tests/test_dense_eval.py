@@ -49,6 +49,13 @@ def test_the_speech_head_is_read_from_timing_and_each_head_is_scored_on_both_tar
     assert m["seg.sound.head0.miou"] > 0.8 and m["seg.speech.head1.miou"] > 0.8  # own target (edges blur)
     assert m["seg.sound.head1.miou"] < 0.1 and m["seg.speech.head0.miou"] < 0.1  # the other's target: disjoint
     assert m["seg.specialised"] == 1.0
+    assert "n.speech.silent" not in m
+    # two named objects that make no sound: scored again on their own
+    cls_silent = ["bell|silent", "bell|silent"] + cls[2:]
+    m3 = dense_head_metrics(sm, sg, cls, pm, pg, cls_silent, up)
+    assert m3["n.speech.silent"] == 2
+    assert m3["seg.speech.silent.head1.miou"] > 0.8 and m3["seg.speech.silent.head0.miou"] < 0.1
+    assert m3["seg.speech.ap"] == m["seg.speech.ap"]  # the suffix is not a class of its own (AP is per class)
 
     # the same maps, but timing names head 0 the speech head: the assignment follows, and the heads now segment
     # the other head's target, so they are not specialised the way the timing says
@@ -107,3 +114,5 @@ def test_evaluation_of_a_speech_split_reports_both_heads(tmp_path):
     assert m["seg.sound.miou"] == m[f"seg.sound.head{sound_head}.miou"]
     assert m["seg.speech.miou"] == m[f"seg.speech.head{1 - sound_head}.miou"]
     assert m["seg.specialised"] in (0.0, 1.0)
+    # the speech prompts are asked too: the named object's box, and the phrase word for word
+    assert 0.0 <= m["speech.ground.acc50"] <= 1.0 and 0.0 <= m["speech.words.acc"] <= 1.0
