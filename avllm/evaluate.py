@@ -380,7 +380,8 @@ def evaluate(
         out["speech.ground.acc50"] = M.grounding_accuracy([parse_display(a).boxes for _, a in boxed],
                                                           [parse_display(t.answer).boxes for t, _ in boxed])
     if said_rows:
-        out["speech.words.acc"] = M.accuracy([_words(a) for _, a in said_rows], [_words(t.answer) for t, _ in said_rows])
+        out["speech.words.acc"] = M.accuracy([_words(a) for _, a in said_rows],
+                                             [_words(t.answer) for t, _ in said_rows])
     # --- captions
     rows = gen["caption"]
     if rows:
@@ -423,7 +424,8 @@ def _seg_scores(maps: list[np.ndarray], gts: list[np.ndarray], classes: list[str
     probs = np.stack([M.normalize_map(M.upsample_map(m, M.SSL_SIZE)) for m in maps])
     gt = np.stack(gts)
     d = M.dense_seg_metrics(probs, gt, classes)
-    return {"miou": M.avsbench_miou(probs, gt, is_logits=False), "fscore": M.avsbench_fscore(probs, gt, is_logits=False),
+    return {"miou": M.avsbench_miou(probs, gt, is_logits=False),
+            "fscore": M.avsbench_fscore(probs, gt, is_logits=False),
             "ap": d.get("ap", float("nan")), "iou": d.get("iou", float("nan"))}  # fmt: skip
 
 

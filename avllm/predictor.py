@@ -67,8 +67,8 @@ class Prediction:
     # class maps: class -> {"seen", "heard", "sounding": probabilities, "centre": [x, y], "activity": over
     # curves["times"]}, for the classes seen or heard with probability >= 0.5; {} for a model without them
     classes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # DenseAV's head roles ("sound", "speech"), head by head, when the checkpoint's evaluation measured them
-    # (recorded ``seg.speech_head``); [] when nothing says which head is which
+    # DenseAV's head roles ("sound", "speech"), head by head, where the checkpoint's recorded evaluation on spoken
+    # phrases measured them as specialised (see ``dense_roles``); [] when nothing says which head is which
     dense_roles: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

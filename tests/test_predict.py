@@ -256,7 +256,8 @@ def test_dense_head_roles_come_from_the_recorded_speech_evaluation(tmp_path):
 
     rec = tmp_path / "recorded_metrics.json"
     assert dense_roles(tmp_path, 2) == []  # nothing recorded: heads by number
-    rec.write_text(json.dumps({"ground.acc50": 0.7, "_speech_split": {"seg.speech_head": 0.0, "seg.specialised": 1.0}}))
+    measured = {"seg.speech_head": 0.0, "seg.specialised": 1.0}
+    rec.write_text(json.dumps({"ground.acc50": 0.7, "_speech_split": measured}))
     assert dense_roles(tmp_path, 2) == ["speech", "sound"]
     assert dense_roles(tmp_path, 3) == ["speech", "sound", ""]
     assert dense_roles(tmp_path, 1) == []
