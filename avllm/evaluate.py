@@ -144,18 +144,20 @@ def _gt_boxes_map(rec: Record, size: int = M.SSL_SIZE) -> np.ndarray:
 
 def _gt_mask(rec: Record, root: Path, size: int = M.SSL_SIZE) -> np.ndarray:
     """The pixel mask of the sounding objects (segmentation ground truth), else the boxes' map."""
-    if rec.ssl_mask and (root / rec.ssl_mask).is_file():
-        m = Image.open(root / rec.ssl_mask).convert("L").resize((size, size), Image.NEAREST)
+    return _mask_or_boxes(rec.ssl_mask, rec.ssl_boxes, root, size)
+
+
+def _mask_or_boxes(mask: str | None, boxes: list[list[float]], root: Path, size: int) -> np.ndarray:
+    """(size, size) {0, 1}: the PNG mask ``root / mask`` when it exists, else the map of ``boxes``."""
+    if mask and (root / mask).is_file():
+        m = Image.open(root / mask).convert("L").resize((size, size), Image.NEAREST)
         return (np.asarray(m) > 127).astype(np.float64)
-    return M.gt_map_from_boxes(rec.ssl_boxes, size=size, mode="vggss")
+    return M.gt_map_from_boxes(boxes, size=size, mode="vggss")
 
 
 def _object_mask(obj: ObjectAnn, root: Path, size: int = M.SSL_SIZE) -> np.ndarray:
     """One object's pixel mask, else its box's map."""
-    if obj.mask and (root / obj.mask).is_file():
-        m = Image.open(root / obj.mask).convert("L").resize((size, size), Image.NEAREST)
-        return (np.asarray(m) > 127).astype(np.float64)
-    return M.gt_map_from_boxes([obj.box], size=size, mode="vggss")
+    return _mask_or_boxes(obj.mask, [obj.box], root, size)
 
 
 def speech_target(rec: Record) -> tuple[list[float], ObjectAnn] | None:
@@ -373,12 +375,15 @@ def evaluate(
                 [bool(t.meta["label"]) if "label" in t.meta else truth_of(t.answer) for t, _ in rows_b],
             )
     # --- speech prompts (clips with a spoken phrase): the named object's box, and the phrase itself
-    rows = gen["speech"]
-    boxed = [(t, a) for _, t, a, _ in rows if parse_display(t.answer).boxes]
-    said_rows = [(t, a) for _, t, a, _ in rows if not parse_display(t.answer).boxes]
+    boxed, said_rows = [], []
+    for _, t, a, _ in gen["speech"]:
+        want = parse_display(t.answer).boxes
+        if want:
+            boxed.append((want, parse_display(a).boxes))
+        else:
+            said_rows.append((t, a))
     if boxed:
-        out["speech.ground.acc50"] = M.grounding_accuracy([parse_display(a).boxes for _, a in boxed],
-                                                          [parse_display(t.answer).boxes for t, _ in boxed])
+        out["speech.ground.acc50"] = M.grounding_accuracy([got for _, got in boxed], [want for want, _ in boxed])
     if said_rows:
         out["speech.words.acc"] = M.accuracy([_words(a) for _, a in said_rows],
                                              [_words(t.answer) for t, _ in said_rows])
