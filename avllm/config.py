@@ -391,6 +391,7 @@ class TrainConfig(Config):
     steps: int = 1000  # optimiser steps
     batch_size: int = 16
     grad_accum: int = 1  # micro-batches per optimiser step
+    extra_texts: int = 0  # more of each clip's texts for the LM, read after the clip's one AV prefix (0 = one text)
     lr: float = 5e-4
     weight_decay: float = 0.05
     warmup_steps: int = 50
@@ -412,6 +413,8 @@ class TrainConfig(Config):
     def validate(self) -> None:
         if not 0.0 <= self.speech_share <= 1.0:
             raise ConfigError(f"speech_share must lie in [0, 1], got {self.speech_share}")
+        if self.extra_texts < 0:
+            raise ConfigError(f"extra_texts must be >= 0, got {self.extra_texts}")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -210,8 +210,10 @@ def make_item(
     root: str | Path | None = None,
     ssl_mask: Any = None,
     tag_classes: Sequence[str] | None = None,
+    extras: Sequence[TextSample] = (),
 ) -> dict[str, Any]:
-    """One model-ready item from decoded media, its record and one of its text samples (None: no text).
+    """One model-ready item from decoded media, its record and one of its text samples (None: no text), plus
+    ``extras``: more of the record's text samples that only the LM reads, after the same AV prefix.
 
     Inputs: ``frames`` (T0, H, W, 3) uint8 RGB, ``frame_times`` (T0,) seconds, ``audio`` (S,) float mono at
     ``sample_rate``; ``ssl_mask`` optionally the key frame's SSL target (H, W) bool, in memory (the synthetic
@@ -235,7 +237,8 @@ def make_item(
     - ``seen_tags``, ``heard_tags`` (C,) float32 in {0, 1}, C = ``len(tag_classes)``: which of ``tag_classes`` are
       visible objects / make sound (sounding objects and off-screen sounds; speech is not a class), and
       ``tags_valid`` 1 when every category of the record is one of ``tag_classes`` (else the tags are unknown, 0);
-      ``sound_tags`` (C,), ``class_centre`` (C, 2), ``class_segments`` (C, 4, 2): see ``class_tags``.
+      ``sound_tags`` (C,), ``class_centre`` (C, 2), ``class_segments`` (C, 4, 2): see ``class_tags``;
+    - ``extra_prompt``, ``extra_answer``, ``extra_task``: lists, one entry per text of ``extras`` (empty without).
     """
     fr = frames.numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
     if fr.ndim != 4 or fr.shape[-1] != 3 or fr.shape[0] == 0:
@@ -289,7 +292,19 @@ def make_item(
         "label": _label(text),
         "id": record.id,
         **class_tags(record, tag_classes),
+        "extra_prompt": [t.prompt for t in extras],
+        "extra_answer": [t.answer for t in extras],
+        "extra_task": [t.task for t in extras],
     }
+
+
+def pick_extras(texts: Sequence[TextSample], chosen: TextSample | None, n: int, key: str) -> list[TextSample]:
+    """Up to ``n`` of ``texts`` other than ``chosen``, drawn without replacement and deterministically from ``key``
+    (in the order drawn). ``n`` 0 gives none, so an item without extras is the item it always was."""
+    if n <= 0:
+        return []
+    others = [t for t in texts if t is not chosen]
+    return random.Random(key).sample(others, min(n, len(others)))
 
 
 CLASS_SEGMENTS = 4  # segments kept per class in ``class_segments`` (a synthetic source has at most two)
@@ -383,7 +398,11 @@ class AVDataset(Dataset):
         tag_classes: Sequence[str] | None = None,
         textless: bool = True,
         load_fn: Callable[..., Any] | None = None,
+        extra_texts: int = 0,
     ) -> None:
+        if extra_texts < 0:
+            raise ValueError("extra_texts must be >= 0")
+        self.extra_texts = extra_texts
         self.records = list(records)
         self.root = Path(root) if root is not None else None
         self.tasks = _check_tasks(tasks)
@@ -449,7 +468,9 @@ class AVDataset(Dataset):
         rec = self.records[r]
         frames, times, audio, rate = self._load(rec)
         text = rec.texts[j] if j >= 0 else None
-        return make_item(frames, times, audio, rate, rec, text, **self._opts)
+        texts = [t for t in rec.texts if t.task in self.tasks]
+        extras = pick_extras(texts, text, self.extra_texts, f"extra:{i}")
+        return make_item(frames, times, audio, rate, rec, text, extras=extras, **self._opts)
 
 
 class GeneratedDataset(Dataset):
@@ -477,10 +498,12 @@ class GeneratedDataset(Dataset):
         frame_mode: FrameMode = "clip",
         answers: Sequence[str] | None = None,
         tag_classes: Sequence[str] | None = None,
+        extra_texts: int = 0,
     ) -> None:
-        if length < 0 or texts_per_clip < 1:
-            raise ValueError("length must be >= 0 and texts_per_clip >= 1")
+        if length < 0 or texts_per_clip < 1 or extra_texts < 0:
+            raise ValueError("length must be >= 0, texts_per_clip >= 1 and extra_texts >= 0")
         self.fn, self.length, self.texts_per_clip, self.seed = fn, length, texts_per_clip, seed
+        self.extra_texts = extra_texts
         self.tasks = _check_tasks(tasks)
         self.sample_rate = sample_rate
         self._opts = _item_opts(num_frames=num_frames, image_size=image_size, sample_rate=sample_rate,
@@ -506,8 +529,9 @@ class GeneratedDataset(Dataset):
                 times = np.arange(len(frames)) / float(out.fps)
         texts = [t for t in rec.texts if t.task in self.tasks]
         text = random.Random(self.seed * 1_000_003 + i).choice(texts) if texts else None
+        extras = pick_extras(texts, text, self.extra_texts, f"extra:{self.seed}:{i}")
         mask = None if isinstance(out, tuple) else getattr(out, "ssl_mask", None)
-        return make_item(frames, times, audio, rate, rec, text, ssl_mask=mask, **self._opts)
+        return make_item(frames, times, audio, rate, rec, text, ssl_mask=mask, extras=extras, **self._opts)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -517,12 +541,15 @@ _STACK = ("frames", "frame_times", "box_mask", "source_box", "seen_tags", "heard
           "class_segments")
 _LONG = ("key_index", "audio_len", "answer_index", "label", "has_source", "tags_valid")
 _LISTS = ("boxes", "segments", "source_segments", "prompt", "answer", "task", "id")
+_EXTRAS = ("extra_prompt", "extra_answer", "extra_task")
 
 
 def collate(items: Sequence[dict[str, Any]], text_encoder: Callable[..., dict] | None = None) -> dict[str, Any]:
     """Batch items: ``frames`` (B, T, 3, S, S), ``frame_times`` (B, T), ``box_mask`` (B, S, S) stacked; ``audio``
     (B, N) zero-padded to the longest; ``key_index``, ``audio_len``, ``answer_index``, ``label`` (B,) int64;
     ``boxes`` / ``segments`` lists of (n_i, 4) / (m_i, 2) tensors; ``prompt``, ``answer``, ``task``, ``id`` lists.
+    Items with extra texts add ``extra_prompt``, ``extra_answer``, ``extra_task`` (flat lists of E) and
+    ``extra_clip`` (E,) long, the batch row of each one's clip.
 
     With ``text_encoder``, its ``text_encoder(prompts, answers)`` dict (``input_ids``, ``attention_mask``,
     ``labels`` with -100 where ignored) is added; a key that clashes with the batch's is an error.
@@ -534,6 +561,11 @@ def collate(items: Sequence[dict[str, Any]], text_encoder: Callable[..., dict] |
     batch["audio"] = torch.stack([F.pad(it["audio"], (0, n - it["audio"].shape[0])) for it in items])  # (B, N)
     batch.update({k: torch.tensor([int(it[k]) for it in items], dtype=torch.long) for k in _LONG})
     batch.update({k: [it[k] for it in items] for k in _LISTS})
+    if any(it.get("extra_prompt") for it in items):  # more texts per clip, flat, with the clip each belongs to
+        for k in _EXTRAS:
+            batch[k] = [x for it in items for x in it[k]]
+        batch["extra_clip"] = torch.tensor([i for i, it in enumerate(items) for _ in it["extra_prompt"]],
+                                           dtype=torch.long)  # (E,)
     if text_encoder is not None:
         enc = dict(text_encoder(batch["prompt"], batch["answer"]))
         clash = sorted(set(enc) & set(batch))

@@ -91,7 +91,7 @@ class AVOutput:
     features: AVFeatures
     losses: dict[str, Tensor]  # named, unweighted terms
     loss: Tensor | None  # weighted sum of the terms (None without targets)
-    lm_logits: Tensor | None  # (B, L, V) next-token scores: logits, or log-probabilities with the copy head
+    lm_logits: Tensor | None  # (R, L, V) next-token scores of the R = B + E texts (E extra texts, see data): logits, or log-probabilities with the copy head
     avqa_logits: Tensor | None  # (B, num_answers)
     # Observed, not trained: "lm.<task>" -> (summed next-token loss, labelled tokens) of that task's samples.
     diagnostics: dict[str, tuple[float, int]] = field(default_factory=dict)
@@ -369,14 +369,19 @@ class AVLLM(nn.Module):
                 out[i, 1] = times[best_span[1]] + half
         return out.to(f.activity.device)
 
-    def _word_embeds(self, f: AVFeatures, ids: Tensor, mask: Tensor, proj: nn.Module | None) -> Tensor | None:
-        """(B, L, W) vectors for the prompt tokens ``ids`` (B, L) where ``mask`` (B, L) is True and the token names
-        a tag class: ``proj`` of that class's features (``word_features``); zero elsewhere. None without tag words."""
+    def _word_embeds(
+        self, f: AVFeatures, ids: Tensor, mask: Tensor, proj: nn.Module | None, rows: Tensor | None = None
+    ) -> Tensor | None:
+        """(R, L, W) vectors for the prompt tokens ``ids`` (R, L) where ``mask`` (R, L) is True and the token names
+        a tag class: ``proj`` of that class's features (``word_features``) in the clip ``rows`` (R,) names (default:
+        text i reads clip i); zero elsewhere. None without tag words."""
         if proj is None or f.seen_tags is None or f.heard_tags is None:
             return None
-        tag = self.word_tag[ids.clamp(0, self.word_tag.numel() - 1)]  # (B, L)
+        tag = self.word_tag[ids.clamp(0, self.word_tag.numel() - 1)]  # (R, L)
         on = (tag >= 0) & mask.bool()
         vec = proj(self.word_features(f).to(next(proj.parameters()).dtype))  # (B, C, W)
+        if rows is not None:
+            vec = vec[rows]  # (R, C, W)
         picked = torch.gather(vec, 1, tag.clamp_min(0)[..., None].expand(-1, -1, vec.shape[-1]))  # (B, L, W)
         return picked * on[..., None].to(picked.dtype)
 
@@ -401,7 +406,6 @@ class AVLLM(nn.Module):
         losses = dict(f.losses)
         lm_logits = avqa_logits = None
         diagnostics: dict[str, tuple[float, int]] = {}
-        tasks = batch.get("task", [])
         dev = f.ssl_map.device
         if has_targets:
             # Proposal targets: the grounding / temporal text's own target when the text asks for one object,
@@ -411,21 +415,24 @@ class AVLLM(nn.Module):
             losses["activity"] = activity_loss(f.activity, act_t, f.aud_mask & act_ok[:, None])
         if "answer" in batch and self.lm_enabled:
             prefix, copy_ids = self.prefix_and_copy_ids(f)  # (B, N, H), (B, N)
-            answers = [self.text_codec.encode_text(a) for a in batch["answer"]]
-            enc = self.lm.build_inputs(list(batch["prompt"]), answers, num_av_tokens=prefix.shape[1])
+            prompts, answers, tasks, rows = _lm_texts(batch, prefix.shape[0])  # R texts, rows (R,) their clips
+            rows = rows.to(dev)
+            prefix, copy_ids = prefix[rows], copy_ids[rows]  # (R, N, H), (R, N): one prefix per clip, shared
+            answers = [self.text_codec.encode_text(a) for a in answers]
+            enc = self.lm.build_inputs(prompts, answers, num_av_tokens=prefix.shape[1])
             enc = {k: v.to(dev) for k, v in enc.items()}
-            prompt_part = (enc["labels"] == IGNORE_INDEX) & enc["attention_mask"].bool()  # (B, L)
-            words = self._word_embeds(f, enc["input_ids"], prompt_part, self.to_lm_words)
+            prompt_part = (enc["labels"] == IGNORE_INDEX) & enc["attention_mask"].bool()  # (R, L)
+            words = self._word_embeds(f, enc["input_ids"], prompt_part, self.to_lm_words, rows)
             inputs = enc["input_ids"]
             if self.training and self.bin_neighbours is not None:  # LMConfig.copy_jitter; the labels stay
-                answer_part = enc["labels"] != IGNORE_INDEX  # (B, L)
+                answer_part = enc["labels"] != IGNORE_INDEX  # (R, L)
                 inputs = jitter_bins(inputs, answer_part, self.bin_neighbours, self.cfg.lm.copy_jitter, generator)
             lm_logits, vocab = self.lm.scores(inputs, enc["attention_mask"], prefix, words, copy_ids)
-            ce, valid = token_losses(lm_logits, enc["labels"])  # (B, L-1): once, for the term and the log
+            ce, valid = token_losses(lm_logits, enc["labels"])  # (R, L-1): once, for the term and the log
             losses["lm"] = reduce_token_losses(ce, valid, self.cfg.lm.loss_norm)
             if self.lm.copy is not None:  # its vocabulary half also fits every token on its own
                 losses["lm_vocab"] = next_token_loss(vocab, enc["labels"], self.cfg.lm.loss_norm)
-            diagnostics = lm_task_losses(ce, valid, list(tasks))
+            diagnostics = lm_task_losses(ce, valid, tasks)
         if "answer_index" in batch and bool((batch["answer_index"] >= 0).any()):
             ao = self._ask_chain(f, list(batch["prompt"]), batch["answer_index"].to(dev))
             avqa_logits = ao.logits
@@ -495,6 +502,19 @@ class AVLLM(nn.Module):
             ids, mask, self.key_frame(f), f.aud, f.aud_mask, answer_index=answer_index,
             word_embeds=self._word_embeds(f, ids, mask, self.to_chain_words),
         )
+
+
+def _lm_texts(batch: dict, num_clips: int) -> tuple[list[str], list[str], list[str], Tensor]:
+    """The texts the LM reads: each clip's own (prompt, answer, task), then the batch's extra texts (see
+    ``avllm.data.collate``); and for each, the batch row of its clip: (R,) long, R = B + E."""
+    prompts, answers, tasks = list(batch["prompt"]), list(batch["answer"]), list(batch.get("task", []))
+    rows = torch.arange(num_clips)
+    if batch.get("extra_prompt"):
+        prompts += list(batch["extra_prompt"])
+        answers += list(batch["extra_answer"])
+        tasks += list(batch["extra_task"])
+        rows = torch.cat([rows, batch["extra_clip"].long().cpu()])
+    return prompts, answers, tasks, rows
 
 
 def _batch_tags(batch: dict) -> tuple[Tensor, Tensor, Tensor] | None:

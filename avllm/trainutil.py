@@ -35,7 +35,7 @@ class TrainingData:
         opts: dict[str, Any] = dict(
             tasks=tasks, seed=cfg.seed, num_frames=model_cfg.num_frames, image_size=model_cfg.image.image_size,
             sample_rate=model_cfg.audio.sample_rate, audio_seconds=model_cfg.audio.window_seconds, answers=ANSWERS,
-            tag_classes=CLASS_NAMES,
+            tag_classes=CLASS_NAMES, extra_texts=cfg.extra_texts,
         )
         if cfg.data:
             records = read_any(cfg.data)
