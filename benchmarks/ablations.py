@@ -1,14 +1,14 @@
-"""Ablations at an equal budget: each variant is the default training command with one part removed (or, for the class
-maps, added), cut at the same step of the same schedule, and evaluated on the same clips as the default run's
-checkpoint at that step.
+"""Ablations at an equal budget: each variant is the default training command with one part removed (or changed),
+cut at the same step of the same schedule, and evaluated on the same clips as the default run's checkpoint at that
+step.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/ablations.py --reference runs/copy/tiny-copy --stop-after 150 \\
+    PYTHONPATH=. .venv/bin/python benchmarks/ablations.py --reference runs/tiny --stop-after 150 \\
         --data data/test-standard --limit 100
 
 Variants (model configs in avllm/presets/ablations/): JSA without attention matching, DenseAV without the
 disentanglement term, the Q-Former with full instead of causal window attention, CAD without the contextual block,
-the LM without its copy head over the proposals (``LMConfig.copy``); and, added on top of the default, the class maps
-(avllm/heads/classmap.py) and the LM loss averaged per sample (``LMConfig.loss_norm``).
+the LM without its copy head over the proposals (``LMConfig.copy``), the model without class maps
+(avllm/heads/classmap.py); and, changed from the default, the LM loss averaged per sample (``LMConfig.loss_norm``).
 Every run uses the same seed, so the same initial weights and the same batches: the one difference is the part
 removed. ``--stop-after`` cuts the run at that step of the ``--steps`` schedule (the default run's), so the learning
 rate agrees at every step with the reference checkpoint's. Finished runs and evaluations are reused.
@@ -31,7 +31,7 @@ VARIANTS = {
     "tiny-no-disentangle": "DenseAV without disentanglement",
     "tiny-qformer-full": "Q-Former full attention (not causal)",
     "tiny-no-context": "CAD without the contextual block",
-    "tiny-class-maps": "with class maps (where / when of each class)",
+    "tiny-no-class-maps": "without class maps (where / when of each class)",
     "tiny-sample-loss": "LM loss averaged per sample, not per token",
     "tiny-no-copy": "without the LM's copy head over the box / segment proposals",
 }
@@ -39,7 +39,8 @@ COLUMNS = (
     "ssl.ciou50", "ssl.auc", "ssl.pointing", "seg.sound.miou", "ground.acc50", "temporal.miou", "avqa.acc",
     "avqa.acc.temporal", "factcheck.acc", "retrieval.a2i.r1",
 )
-TRAIN_FLAGS = ["--batch-size", "16", "--lr", "5e-4", "--warmup-steps", "50", "--ckpt-every", "50", "--log-every", "10"]
+TRAIN_FLAGS = ["--batch-size", "16", "--extra-texts", "2", "--lr", "5e-4", "--warmup-steps", "50", "--ckpt-every", "50",
+               "--log-every", "10"]
 
 
 def _run(cmd: list[str]) -> None:
@@ -50,9 +51,9 @@ def _run(cmd: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--reference", default="runs/copy/tiny-copy",
-                   help="the default run's output folder (docs/TRAINING.md's command writes runs/copy/tiny-copy)")
-    p.add_argument("--steps", type=int, default=1100, help="the schedule's length (the default run's --steps)")
+    p.add_argument("--reference", default="runs/tiny",
+                   help="the default run's output folder (docs/TRAINING.md's command writes runs/tiny)")
+    p.add_argument("--steps", type=int, default=950, help="the schedule's length (the default run's --steps)")
     p.add_argument("--stop-after", type=int, default=150)
     p.add_argument("--data", default="data/test-standard")
     p.add_argument("--limit", type=int, default=100)

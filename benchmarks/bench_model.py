@@ -1,6 +1,7 @@
 """Model cost: parameters per part, forward and train-step time, peak memory.
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_model.py                      # tiny, CPU
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_model.py --extra-texts 2      # 3 texts per clip for the LM
     PYTHONPATH=. python benchmarks/bench_model.py --preset base --device cuda --bf16   # on a GPU
 
 Batches come from the in-memory synthetic world (generation is not timed). Prints a markdown table.
@@ -71,6 +72,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--extra-texts", type=int, default=0, help="TrainConfig.extra_texts: more texts per clip")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--peak-tflops", type=float, default=None,
@@ -84,7 +86,7 @@ def main() -> None:
     model = build_model(cfg, build_tokenizer_for(cfg, num_clips=60)).to(dev)
     parts = {n: sum(q.numel() for q in m.parameters()) for n, m in model.named_children()}
     total = sum(parts.values())
-    data = TrainingData(TrainConfig(batch_size=a.batch), cfg)
+    data = TrainingData(TrainConfig(batch_size=a.batch, extra_texts=a.extra_texts), cfg)
     batches = [_to(data.batch(i), dev) for i in range(a.repeats + 1)]
     amp = torch.autocast(dev.type, dtype=torch.bfloat16) if a.bf16 else contextlib.nullcontext()
 
@@ -122,7 +124,9 @@ def main() -> None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         peak_s = f"{peak:.2f} GiB (process max RSS)"
     fwd_m, step_m = statistics.median(fwd[1:]), statistics.median(step[1:])
-    print(f"preset {a.preset}, device {dev}, bf16 {a.bf16}, threads {a.threads}, batch {a.batch}\n")
+    texts = a.batch + sum(len(b.get("extra_prompt", [])) for b in batches) / len(batches)
+    print(f"preset {a.preset}, device {dev}, bf16 {a.bf16}, threads {a.threads}, batch {a.batch}, "
+          f"extra texts {a.extra_texts} ({texts:.1f} texts per batch)\n")
     print("| part | parameters |\n|---|---:|")
     for n, c in sorted(parts.items(), key=lambda x: -x[1]):
         if c:

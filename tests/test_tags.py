@@ -107,7 +107,7 @@ def test_a_model_without_tags_has_no_tag_tokens():
     from avllm.config import get_preset
     from model_factory import synth_batch, tiny_model
 
-    cfg = get_preset("tiny").replace(num_tags=0)
+    cfg = get_preset("tiny").replace(num_tags=0, tag_locate=False)
     model = tiny_model(cfg).eval()
     assert model.tag_head is None and model.to_lm_tags is None
     batch = synth_batch(batch_size=2)
@@ -215,7 +215,7 @@ def test_tag_words_must_fit_the_tags():
         get_preset("tiny").replace(num_tags=2)
     with pytest.raises(ConfigError, match="distinct"):
         get_preset("tiny").replace(tag_words=["bell", "bell"])
-    get_preset("tiny").replace(num_tags=0)  # no head: the words are unused, not an error
+    get_preset("tiny").replace(num_tags=0, tag_locate=False)  # no head: the words are unused, not an error
     from avllm.config import TrainConfig
     from avllm.trainutil import TrainingData
 
