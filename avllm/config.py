@@ -312,6 +312,9 @@ class LMConfig(Config):
     # answer in the data uses (the synthetic world's times lie on a 0.25 s grid, every other 0.125 s time bin), and
     # an LM that never read such a token does not know how to go on after it.
     copy_jitter: float = 0.25
+    # Times in seconds written in prompts ("at 2.50 seconds") reach the LM as time tokens, the tokens its answers
+    # write times in (``GroundingCodec.encode_prompt``), so that a claimed time can be compared with an answer's.
+    prompt_time_tokens: bool = False
 
     def validate(self) -> None:
         if not 0.0 <= self.copy_jitter <= 1.0:

@@ -188,9 +188,9 @@ def _label(text: TextSample | None) -> int:
         return -1
     if "label" in text.meta:
         return int(bool(text.meta["label"]))
-    words = text.answer.strip().lower().split()
-    first = words[0].strip(".,!") if words else ""
-    return 1 if first in _YES else 0 if first in _NO else -1
+    words = [w.strip(".,!") for w in text.answer.strip().lower().split()]
+    said = [w for w in words if w in _YES or w in _NO]  # the verdict is the last such word (evidence comes first)
+    return -1 if not said else 1 if said[-1] in _YES else 0
 
 
 def make_item(

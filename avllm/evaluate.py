@@ -100,13 +100,16 @@ def question_key(prompt: str) -> str:
     return _NUM_RE.sub("<n>", _CLASS_RE.sub("<c>", prompt.lower())).strip()
 
 
+_VERDICT = re.compile(r"\b(true|yes|correct|false|no|incorrect|wrong)\b")
+
+
 def truth_of(text: str) -> bool | None:
-    t = text.strip().lower()
-    if re.search(r"\b(true|yes|correct)\b", t):
-        return True
-    if re.search(r"\b(false|no|incorrect|wrong)\b", t):
-        return False
-    return None
+    """The verdict of a yes/no or true/false answer: its last verdict word ("The bell is silent at <t_4>, so
+    false." -> False; evidence comes before the verdict), None when it has none."""
+    words = _VERDICT.findall(text.strip().lower())
+    if not words:
+        return None
+    return words[-1] in ("true", "yes", "correct")
 
 
 def caption_facts(rec: Record) -> list[list[str] | str]:
@@ -180,8 +183,12 @@ def question_only_prior(num_clips: int = 300, seed: int = 777, difficulty: str =
     world = SynthWorld("train", seed=seed, difficulty=difficulty, image_size=32, frames="key")
     for i in range(num_clips):
         for t in world[i].record.texts:
-            if t.task in ("avqa", "factcheck"):
+            if t.task == "avqa":
                 counts[question_key(t.prompt)][t.answer.strip().lower()] += 1
+            elif t.task == "factcheck":  # the verdict: the evidence before it names the clip's own classes
+                verdict = truth_of(t.answer)
+                if verdict is not None:
+                    counts[question_key(t.prompt)]["true" if verdict else "false"] += 1
     overall = Counter()
     for c in counts.values():
         overall.update(c)

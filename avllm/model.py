@@ -418,6 +418,7 @@ class AVLLM(nn.Module):
             prompts, answers, tasks, rows = _lm_texts(batch, prefix.shape[0])  # R texts, rows (R,) their clips
             rows = rows.to(dev)
             prefix, copy_ids = prefix[rows], copy_ids[rows]  # (R, N, H), (R, N): one prefix per clip, shared
+            prompts = self.lm_prompts(prompts)
             answers = [self.text_codec.encode_text(a) for a in answers]
             enc = self.lm.build_inputs(prompts, answers, num_av_tokens=prefix.shape[1])
             enc = {k: v.to(dev) for k, v in enc.items()}
@@ -483,10 +484,17 @@ class AVLLM(nn.Module):
         prefix, copy_ids = self.prefix_and_copy_ids(f)
         if len(prompts) != prefix.shape[0]:
             raise ValueError(f"{len(prompts)} prompts for {prefix.shape[0]} clips")
-        raw = self.lm.generate(prompts, prefix, max_new_tokens=max_new_tokens, av_copy_ids=copy_ids,
+        raw = self.lm.generate(self.lm_prompts(prompts), prefix, max_new_tokens=max_new_tokens, av_copy_ids=copy_ids,
                                word_fn=lambda ids: self._word_embeds(f, ids, ids != self.lm.tokenizer.pad_token_id,
                                                                      self.to_lm_words))  # fmt: skip
         return [self.text_codec.decode_text(r).strip() for r in raw]
+
+    def lm_prompts(self, prompts: list[str]) -> list[str]:
+        """Prompts as the LM and the answer chain read them: with ``LMConfig.prompt_time_tokens``, times in seconds
+        become time tokens; otherwise as written."""
+        if not self.cfg.lm.prompt_time_tokens:
+            return list(prompts)
+        return [self.text_codec.encode_prompt(p) for p in prompts]
 
     @torch.no_grad()
     def answer_classes(self, f: AVFeatures, prompts: list[str]) -> Tensor:
@@ -495,7 +503,7 @@ class AVLLM(nn.Module):
 
     def _ask_chain(self, f: AVFeatures, prompts: list[str], answer_index: Tensor | None = None):
         """The CAD answer chain over the key frame and the audio, for questions tokenised by the LM's tokenizer."""
-        q = self.lm.tokenizer(prompts, padding=True, return_tensors="pt")
+        q = self.lm.tokenizer(self.lm_prompts(prompts), padding=True, return_tensors="pt")
         dev = f.aud.device
         ids, mask = q["input_ids"].to(dev), q["attention_mask"].to(dev).bool()
         return self.answer_chain(

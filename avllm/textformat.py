@@ -65,6 +65,8 @@ _T_RUN = rf"<t_{_INDEX}>(?:\s*<t_{_INDEX}>)*"
 _TOKEN_INDEX = re.compile(r"<(?:loc|t)_([0-9]+)>")
 _DISPLAY = re.compile(_GROUP)
 _SCAN = re.compile(rf"(?P<group>{_GROUP})|(?P<loc>{_LOC_RUN})|(?P<t>{_T_RUN})")
+# A time written in a prompt: a plain number followed by a unit of seconds ("2.50 seconds", "3 s", "1.5 sec").
+_PROMPT_TIME = re.compile(r"(?<![\w.<])([0-9]+(?:\.[0-9]+)?)(?=\s*(?:seconds?|secs?|s)\b)")
 
 
 @dataclass
@@ -265,6 +267,13 @@ class GroundingCodec:
             return self.box_tokens(got[1]) if got[0] == "box" else self.segment_tokens(got[1])
 
         return _DISPLAY.sub(sub, display_text)
+
+    def encode_prompt(self, prompt: str) -> str:
+        """A prompt as the LM reads it when ``LMConfig.prompt_time_tokens`` is on: every time in seconds ("at 2.50
+        seconds") becomes its time token ("at <t_20> seconds"), so that a claimed time and the times of an answer
+        are the same tokens; display groups become tokens as in ``encode_text``. The rest is kept as written."""
+        text = self.encode_text(prompt)
+        return _PROMPT_TIME.sub(lambda m: f"<t_{self.time_index(float(m.group(1)))}>", text)
 
     def _run(self, run: str, n: int, group: int) -> list[list[int]]:
         """Token run -> groups of ``group`` valid indices; an out-of-range token breaks the run, leftovers drop."""

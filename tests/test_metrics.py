@@ -480,3 +480,15 @@ def test_random_segments_are_valid_and_reproducible():
     assert a == b and len(a) == 3
     for (seg,), dur in zip(a, d):
         assert 0 <= seg[0] <= seg[1] <= dur
+
+
+def test_truth_of_reads_the_last_verdict_word():
+    from avllm.evaluate import truth_of
+
+    assert truth_of("true") is True and truth_of("False.") is False and truth_of("Yes") is True
+    # evidence before the verdict may hold verdict words of its own
+    assert truth_of("The bell is on the left side, so false.") is False
+    assert truth_of("No bell is silent here, so true.") is True
+    assert truth_of("The bell sounds [1.00, 2.50], so true.") is True
+    assert truth_of("nothing to say") is None and truth_of("") is None
+    assert truth_of("notably untrue") is None  # whole words only

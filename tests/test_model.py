@@ -178,3 +178,18 @@ def test_generate_returns_display_text(model, batch):
     with pytest.raises(ValueError, match="prompts"):
         model.generate(f, ["one prompt"], max_new_tokens=2)
     model.train()
+
+
+def test_prompt_time_tokens_change_only_the_times(model):
+    prompts = ["True or false: At 2.50 seconds the bell can be heard.", "Where is the bell?"]
+    was = model.cfg.lm.prompt_time_tokens
+    try:
+        model.cfg.lm.prompt_time_tokens = False
+        assert model.lm_prompts(prompts) == prompts
+        model.cfg.lm.prompt_time_tokens = True
+        on = model.lm_prompts(prompts)
+    finally:
+        model.cfg.lm.prompt_time_tokens = was
+    assert on == ["True or false: At <t_20> seconds the bell can be heard.", prompts[1]]
+    ids = model.lm.tokenizer(on[:1])["input_ids"][0]
+    assert model.lm.tokenizer.convert_tokens_to_ids("<t_20>") in ids  # one token, the one answers write 2.50 s in

@@ -33,6 +33,7 @@ from avllm.synth import (
 )
 from avllm.synth.render import render_background
 from avllm.synth.facts import side_of
+from avllm.evaluate import truth_of
 from avllm.textformat import parse_boxes, parse_segments
 
 SR = 48000
@@ -332,10 +333,34 @@ def test_factcheck_labels_agree_with_ground_truth_and_are_balanced():
             fc = rec.texts_for("factcheck")
             assert sorted(t.meta["label"] for t in fc) == [False, True]
             for t in fc:
-                assert t.answer == ("true" if t.meta["label"] else "false") and t.meta["claim"] in t.prompt
+                assert t.meta["claim"] in t.prompt
                 assert _claim_label(rec, t.meta) == t.meta["label"], (rec.id, t.meta)
+                assert truth_of(t.answer) == t.meta["label"], t.answer
+                assert _evidence_decides(rec, t), (rec.id, t.answer, t.meta)
                 labels.append(t.meta["label"])
     assert sum(labels) * 2 == len(labels)
+
+
+def _evidence_decides(rec, t) -> bool:
+    """The evidence before a fact-check verdict is the clip's truth, and the verdict follows from it alone."""
+    m, verdict = t.meta, "true" if t.meta["label"] else "false"
+    k, c = m["kind"], m["category"]
+    if k in ("heard", "visible", "sounding"):
+        return t.answer == verdict
+    if not t.answer.endswith(f", so {verdict}."):
+        return False
+    objs = {o.category: o for o in rec.objects}
+    segs = {cat: sg for sg, cat, _, _ in _sources(rec)}
+    said = parse_segments(t.answer)
+    if k == "position":
+        side = re.fullmatch(rf"The {c} is on the (left|right|top|bottom) side, so {verdict}\.", t.answer)
+        return bool(side) and side_of(objs[c].box, side.group(1)) and (side.group(1) == m["side"]) == m["label"]
+    if k == "time":
+        return np.allclose(said, segs[c]) and any(a <= m["time"] <= b for a, b in said) == m["label"]
+    if k == "order":
+        first, other = segs[c][0], segs[m["other"]][0]
+        return np.allclose(said, [first, other]) and (said[0][0] < said[1][0]) == m["label"]
+    raise AssertionError(k)
 
 
 def test_avqa_answers_agree_with_the_scene():

@@ -1,6 +1,7 @@
 """Display and model (location-token) forms of boxes and segments: round trips, totality of parsing."""
 
 import math
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -215,3 +216,23 @@ def test_decoded_token_soup_reads_back(tokens):
     assert len(again.boxes) == len(got.boxes) and len(again.segments) == len(got.segments)
     for g, a in zip(got.boxes + got.segments, again.boxes + again.segments):
         assert all(abs(x - y) <= 0.005 + 1e-9 for x, y in zip(g, a))
+
+
+def test_prompt_times_become_time_tokens():
+    codec = GroundingCodec()  # 0.125 s bins
+    assert codec.encode_prompt("True or false: At 2.50 seconds the bell can be heard.") == (
+        "True or false: At <t_20> seconds the bell can be heard.")
+    assert codec.encode_prompt("Is it on at 3 s or 1.5 sec?") == "Is it on at <t_24> s or <t_12> sec?"
+    # numbers that are not seconds, words that start with s, and tokens already written stay as they are
+    for kept in ("Are there 2 sounds?", "Is the bell 2 sizes bigger?", "at <t_20> seconds", "version 1.5"):
+        assert codec.encode_prompt(kept) == kept
+    assert codec.encode_prompt("in [1.00, 2.50]") == "in <t_8><t_20>"  # display groups as in encode_text
+    assert codec.encode_prompt("at 99 seconds") == f"at <t_{codec.time_bins - 1}> seconds"  # clipped
+
+
+@given(seconds)
+def test_prompt_time_token_holds_the_time(t):
+    codec = GroundingCodec()
+    enc = codec.encode_prompt(f"You can hear the bell {t:.2f} seconds into the clip.")
+    (j,) = [int(m) for m in re.findall(r"<t_(\d+)>", enc)]
+    assert abs(codec.time_value(j) - round(t, 2)) <= codec.time_step / 2 + 1e-9

@@ -14,9 +14,9 @@ from avllm.record import ObjectAnn, Record, TextSample
 from avllm.synth.avqa import ANSWERS, make_avqa
 from avllm.synth.classes import CLASS_NAMES, get_class
 from avllm.synth.facts import POSITIONS, A_, Source, a_, heard_sources, pick, position_word, side_of
-from avllm.textformat import format_box, format_boxes, format_segments
+from avllm.textformat import format_box, format_boxes, format_segment, format_segments
 
-__all__ = ["ANSWERS", "POSITIONS", "position_word", "side_of", "make_texts"]
+__all__ = ["ANSWERS", "POSITIONS", "factcheck_answer", "position_word", "side_of", "make_texts"]
 
 _SIDE_MARGIN = 0.08  # "on the left side" claims only when the centre is this far from the midline
 
@@ -97,7 +97,9 @@ def _temporal(rec: Record, rng: np.random.Generator) -> list[TextSample]:
 
 
 def _claim(kind: str, want: bool, rec: Record, srcs: list[Source], rng: np.random.Generator):
-    """(claim text, meta) about ``kind`` whose truth is ``want``, or None when the clip cannot give one."""
+    """(claim text, meta, evidence) about ``kind`` whose truth is ``want``, or None when the clip cannot give one.
+    ``evidence``: what the clip shows that decides a position, time or order claim (the object's true side, the
+    class's segments, both classes' first segments), written before the verdict; None for the other kinds."""
     heard = [s.category for s in srcs]
     visible = [o.category for o in rec.objects]
     if kind == "heard":
@@ -107,7 +109,7 @@ def _claim(kind: str, want: bool, rec: Record, srcs: list[Source], rng: np.rando
         c = pick(rng, pool)
         t = pick(rng, (f"You can hear {a_(c)}.", f"{A_(c)} makes a sound in this clip.",
                         f"The audio has {a_(c)} in it."))  # fmt: skip
-        return t, {"category": c}
+        return t, {"category": c}, None
     if kind == "visible":
         pool = visible if want else [c for c in CLASS_NAMES if c not in visible]
         if not want and rng.random() < 0.5:
@@ -115,7 +117,7 @@ def _claim(kind: str, want: bool, rec: Record, srcs: list[Source], rng: np.rando
         c = pick(rng, pool)
         t = pick(rng, (f"There is {a_(c)} in the picture.", f"{A_(c)} can be seen in the video.",
                         f"The image shows {a_(c)}."))  # fmt: skip
-        return t, {"category": c}
+        return t, {"category": c}, None
     if kind == "sounding":
         o = pick(rng, rec.objects)
         says = o.sounding if want else not o.sounding
@@ -125,7 +127,7 @@ def _claim(kind: str, want: bool, rec: Record, srcs: list[Source], rng: np.rando
         else:
             t = pick(rng, (f"The {o.category} in the image is silent.", f"The {o.category} you can see never "
                             "makes a sound."))  # fmt: skip
-        return t, {"category": o.category, "sounding": says}
+        return t, {"category": o.category, "sounding": says}, None
     if kind == "position":
         cands = []
         for o in rec.objects:
@@ -140,7 +142,7 @@ def _claim(kind: str, want: bool, rec: Record, srcs: list[Source], rng: np.rando
         side = true_side if want else false_side
         t = pick(rng, (f"The {o.category} is on the {side} side of the frame.",
                         f"The {o.category} appears in the {side} half of the image."))  # fmt: skip
-        return t, {"category": o.category, "side": side}
+        return t, {"category": o.category, "side": side}, f"The {o.category} is on the {true_side} side"
     if kind == "time":
         s = pick(rng, srcs)
         grid = np.arange(0.25, rec.duration - 0.125, 0.25)
@@ -153,7 +155,7 @@ def _claim(kind: str, want: bool, rec: Record, srcs: list[Source], rng: np.rando
         c = s.category
         t = pick(rng, (f"The {c} is making sound at {tm:.2f} seconds.", f"At {tm:.2f} seconds the {c} can be heard.",
                         f"You can hear the {c} {tm:.2f} seconds into the clip."))  # fmt: skip
-        return t, {"category": c, "time": tm}
+        return t, {"category": c, "time": tm}, f"The {c} sounds {format_segments(s.segments)}"
     if kind == "order":
         if len(srcs) < 2:
             return None
@@ -161,11 +163,20 @@ def _claim(kind: str, want: bool, rec: Record, srcs: list[Source], rng: np.rando
         a, b = (srcs[i], srcs[j]) if want else (srcs[j], srcs[i])
         t = pick(rng, (f"The {a.category} starts sounding before the {b.category}.",
                         f"The {a.category} is heard before the {b.category}."))  # fmt: skip
-        return t, {"category": a.category, "other": b.category}
+        why = (f"The {a.category} starts {format_segment(a.segments[0])} and the {b.category} "
+               f"{format_segment(b.segments[0])}")
+        return t, {"category": a.category, "other": b.category}, why
     raise ValueError(kind)
 
 
 _CLAIM_KINDS = ("heard", "visible", "sounding", "position", "time", "order")
+
+
+def factcheck_answer(label: bool, evidence: str | None = None) -> str:
+    """A fact-check answer: the verdict alone ("true" / "false"), or the evidence and then the verdict ("The bell is
+    on the left side, so false."). The verdict is always the last word (``avllm.evaluate.truth_of`` reads it)."""
+    verdict = "true" if label else "false"
+    return f"{evidence}, so {verdict}." if evidence else verdict
 
 
 def _factcheck(rec: Record, srcs: list[Source], rng: np.random.Generator) -> list[TextSample]:
@@ -174,12 +185,12 @@ def _factcheck(rec: Record, srcs: list[Source], rng: np.random.Generator) -> lis
         for k in rng.permutation(len(_CLAIM_KINDS)):
             got = _claim(_CLAIM_KINDS[k], want, rec, srcs, rng)
             if got is not None:
-                claim, meta = got
+                claim, meta, evidence = got
                 prompt = pick(rng, ("Is this claim true or false? {claim}", "True or false: {claim}",
                                      "Check this statement against the clip: {claim}",
                                      "Claim: {claim} Is it true or false?")).format(claim=claim)  # fmt: skip
                 meta = {"label": want, "kind": _CLAIM_KINDS[k], "claim": claim, **meta}
-                out.append(TextSample("factcheck", prompt, "true" if want else "false", meta))
+                out.append(TextSample("factcheck", prompt, factcheck_answer(want, evidence), meta))
                 break
     return out
 
