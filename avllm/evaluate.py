@@ -10,6 +10,7 @@ every clip once, asks the language model every text sample of the clip, and comp
   seg.speech.miou/fscore/ap/iou (speech head over a spoken phrase vs the object it names; clips with a phrase),
   seg.<sound|speech>.head<k>.* (every head on both), seg.speech_head, seg.specialised (see dense_head_metrics)
   retrieval.a2i.r1/r5/r10 retrieval.i2a.r1/r5/r10                     (DenseAV clip scores, first N candidates)
+  retrieval.ceiling.a2i.r1/r5/r10        (best expected R@K of a retriever that sees each image's class set alone)
   ground.acc50 temporal.miou temporal.r1_50 factcheck.acc factcheck.acc.<kind> avqa.acc avqa.acc.<kind>
   caption.fact_recall
   caption.bleu4, plus the proposal heads' own figures (ground.proposal.acc50, temporal.proposal.miou) and the CAD
@@ -312,6 +313,10 @@ def evaluate(
         for k2, v2 in M.retrieval_metrics(scores).items():
             out[f"retrieval.{k2}"] = v2
         out["retrieval.candidates"] = float(n)
+        # what reading the image's classes alone allows: clips that show the same set of classes are ties
+        shown = [frozenset(o.category for o in r.objects) for r in records[:n]]
+        for k2, v2 in M.class_set_ceiling(shown).items():
+            out[f"retrieval.ceiling.a2i.{k2}"] = v2
     # --- grounding
     rows = gen["ground"]
     if rows:

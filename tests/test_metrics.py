@@ -492,3 +492,23 @@ def test_truth_of_reads_the_last_verdict_word():
     assert truth_of("The bell sounds [1.00, 2.50], so true.") is True
     assert truth_of("nothing to say") is None and truth_of("") is None
     assert truth_of("notably untrue") is None  # whole words only
+
+
+def test_question_only_prior_answers_claims_with_a_verdict():
+    from avllm.evaluate import question_only_prior
+
+    prior = question_only_prior(num_clips=24)
+    claims = {k: v for k, v in prior.items() if "true or false" in k or "check this statement" in k}
+    # evidence names the clip's own classes and times: the prior keeps the verdict, the one part a question fixes
+    assert len(claims) >= 10 and set(claims.values()) <= {"true", "false"}
+
+
+def test_class_set_ceiling_by_hand():
+    from avllm.metrics import class_set_ceiling
+
+    # groups of sizes 1, 2 and 3: R@1 = (1 + 2 * 1/2 + 3 * 1/3) / 6 = 0.5; R@2 = (1 + 2 + 3 * 2/3) / 6 = 5/6
+    keys = ["a", "b", "b", "c", "c", "c"]
+    got = class_set_ceiling(keys, k_list=(1, 2, 5))
+    assert got["r1"] == pytest.approx(0.5) and got["r2"] == pytest.approx(5 / 6) and got["r5"] == 1.0
+    assert class_set_ceiling(list("abcd"))["r1"] == 1.0  # all distinct: nothing to confuse
+    assert class_set_ceiling(["x"] * 10)["r1"] == pytest.approx(0.1)  # all alike: chance

@@ -15,7 +15,7 @@ from .baselines import center_box, center_prior_map, random_segments
 from .captions import bleu4, cider_d, fact_recall, mean_fact_recall, tokenize
 from .classification import accuracy, normalize_answer, per_kind_accuracy
 from .grounding import box_iou, grounding_accuracy, interval_union, segment_iou, temporal_metrics, union_iou
-from .retrieval import match_ranks, recall_at_k, retrieval_metrics
+from .retrieval import class_set_ceiling, match_ranks, recall_at_k, retrieval_metrics
 from .segmentation import avsbench_fscore, avsbench_miou, best_iou, dense_seg_metrics, linspace_f32, pixel_ap
 from .ssl import (
     AUC_XS,
@@ -63,6 +63,7 @@ __all__ = [
     "random_segments",
     "recall_at_k",
     "retrieval_metrics",
+    "class_set_ceiling",
     "segment_iou",
     "ssl_auc",
     "ssl_ceiling",

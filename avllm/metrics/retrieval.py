@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["match_ranks", "recall_at_k", "retrieval_metrics"]
+__all__ = ["class_set_ceiling", "match_ranks", "recall_at_k", "retrieval_metrics"]
 
 
 def match_ranks(scores: np.ndarray) -> np.ndarray:
@@ -54,3 +54,19 @@ def retrieval_metrics(scores_a2i: np.ndarray, k_list: Sequence[int] = (1, 5, 10)
     out = {f"a2i.{k}": v for k, v in recall_at_k(s, k_list).items()}
     out.update({f"i2a.{k}": v for k, v in recall_at_k(s.T, k_list).items()})
     return out
+
+
+def class_set_ceiling(keys: Sequence, k_list: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """The best expected Recall@K of a retriever whose view of each candidate is ``keys[j]`` alone (e.g. the set of
+    classes its image shows): candidates with the query's own key cannot be told from the match, so with ties broken
+    at random the match ranks uniformly among its group of g clips, and R@K = mean over queries of min(1, K / g).
+
+    keys: one hashable per clip, query i matching candidate i. Returns ``{"r1": ..., ...}`` as ``recall_at_k``.
+    """
+    keys = list(keys)
+    if not keys:
+        return {f"r{k}": float("nan") for k in k_list}
+    size: dict = {}
+    for key in keys:
+        size[key] = size.get(key, 0) + 1
+    return {f"r{k}": float(np.mean([min(1.0, k / size[key]) for key in keys])) for k in k_list}
