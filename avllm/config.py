@@ -405,6 +405,9 @@ class TrainConfig(Config):
     difficulty: Literal["easy", "standard", "hard"] = "standard"  # synthetic world difficulty
     speech: bool = False  # include the spoken-phrase subset (needs espeak-ng)
     speech_share: float = 0.5  # with speech, the share of synthetic clips that carry a spoken phrase
+    # synthetic fact-check answers give their evidence before the verdict for position, time and order claims
+    # ("The bell is on the left side, so false."); off: the verdict alone
+    factcheck_evidence: bool = False
     data: str = ""  # a manifest to train from instead of the in-memory synthetic world
     tokenizer_clips: int = 400  # synthetic clips whose texts train the tiny preset's BPE tokenizer
     max_minutes: float = 0.0  # stop with a final checkpoint once this much wall time has passed (0 = no limit)

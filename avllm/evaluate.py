@@ -209,7 +209,10 @@ def evaluate(
     baselines: bool = True,
     progress: bool = True,
     seed: int = 0,
+    answer_log: list[dict] | None = None,
 ) -> dict[str, float]:
+    """The metrics of the module docstring for ``model`` on ``records`` (media under ``root``). ``answer_log``: a list
+    that receives one dict per generated answer (clip id, task, claim or question kind, prompt, answer, reference)."""
     from tqdm.auto import tqdm
 
     cfg = model.cfg
@@ -287,6 +290,11 @@ def evaluate(
     bar.close()
 
     out: dict[str, float] = {"n.clips": float(len(records))}
+    if answer_log is not None:
+        for task, rows_a in gen.items():
+            for r, t, a, _ in rows_a:
+                answer_log.append({"id": r.id, "task": task, "kind": t.meta.get("kind"), "label": t.meta.get("label"),
+                                "prompt": t.prompt, "answer": a, "reference": t.answer})
     # --- SSL and segmentation
     for k, v in M.ssl_metrics(ssl_maps, ssl_gts).items():
         out[f"ssl.{k}"] = v
@@ -534,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--candidates", type=int, default=100, help="retrieval candidates")
     p.add_argument("--no-baselines", action="store_true")
+    p.add_argument("--answers", default="", help="also write every generated answer to this JSONL file")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args(argv)
     data = Path(a.data)
@@ -544,8 +553,9 @@ def main(argv: list[str] | None = None) -> int:
         if a.limit:
             records = records[: a.limit]
         t0 = time.time()
+        written: list[dict] | None = [] if a.answers else None
         m = evaluate(model, records, manifest.parent, batch_size=a.batch_size, candidates=a.candidates,
-                     baselines=not a.no_baselines)
+                     baselines=not a.no_baselines, answer_log=written)
     except (CheckpointError, DataError, MediaError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -554,6 +564,9 @@ def main(argv: list[str] | None = None) -> int:
             + " ".join(argv if argv is not None else sys.argv[1:])}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps({**m, "_meta": meta}, indent=2, sort_keys=True) + "\n")
+    if written is not None:
+        Path(a.answers).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.answers).write_text("".join(json.dumps(row) + "\n" for row in written))
     print(summary_table(m))
     print(f"wrote {a.out}")
     return 0

@@ -122,7 +122,7 @@ class Trainer:
         else:
             mcfg = model_cfg or get_preset(cfg.preset)
             torch.manual_seed(cfg.seed)
-            model = build_model(mcfg, build_tokenizer_for(mcfg, num_clips=cfg.tokenizer_clips))
+            model = build_model(mcfg, build_tokenizer_for(mcfg, num_clips=cfg.tokenizer_clips, evidence=cfg.factcheck_evidence))
         _set_trainable(model, cfg.stage)
         model.train()
         self.terms = stage_losses(cfg.stage)

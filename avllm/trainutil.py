@@ -45,6 +45,7 @@ class TrainingData:
             synth = SynthWorld(
                 "train", seed=cfg.seed, difficulty=cfg.difficulty, speech=cfg.speech, speech_share=cfg.speech_share,
                 image_size=model_cfg.image.image_size, sample_rate=model_cfg.audio.sample_rate,
+                evidence=cfg.factcheck_evidence,
             )
             self.size = 1 << 40
             self.source = GeneratedDataset(synth.__getitem__, self.size, **opts)
@@ -65,21 +66,21 @@ class TrainingData:
         return collate([self.source[i] for i in self.indices(step, micro)])
 
 
-def tokenizer_corpus(num_clips: int = 400, seed: int = 12345) -> Iterator[str]:
+def tokenizer_corpus(num_clips: int = 400, seed: int = 12345, evidence: bool = False) -> Iterator[str]:
     """Prompts, answers and captions of ``num_clips`` clips of every difficulty (a seed no split uses for clips),
-    plus the answer set and class names."""
+    plus the answer set and class names; ``evidence`` as in ``SynthWorld``."""
     yield from ANSWERS
     yield from CLASS_NAMES
     codec = GroundingCodec()
     for diff in ("easy", "standard", "hard"):
-        world = SynthWorld("train", seed=seed, difficulty=diff, image_size=32, frames="key")
+        world = SynthWorld("train", seed=seed, difficulty=diff, image_size=32, frames="key", evidence=evidence)
         for i in range(num_clips // 3 + 1):
             for t in world[i].record.texts:
                 yield t.prompt
                 yield codec.encode_text(t.answer)
 
 
-def build_tokenizer_for(model_cfg: ModelConfig, num_clips: int = 400):
+def build_tokenizer_for(model_cfg: ModelConfig, num_clips: int = 400, evidence: bool = False):
     """The BPE tokenizer of a ``llama`` (from-scratch) LM: trained on the synthetic instruction corpus, with the
     location and time tokens added. An ``hf`` LM brings its own tokenizer (``build_model`` adds the grounding tokens
     to it), so this returns None for it."""
@@ -89,4 +90,4 @@ def build_tokenizer_for(model_cfg: ModelConfig, num_clips: int = 400):
     if lm.arch == "hf":
         return None
     specials = GroundingCodec(lm.loc_bins, lm.time_bins, lm.time_step).special_tokens()
-    return train_tokenizer(tokenizer_corpus(num_clips), vocab_size=lm.vocab_size, special_tokens=specials)
+    return train_tokenizer(tokenizer_corpus(num_clips, evidence=evidence), vocab_size=lm.vocab_size, special_tokens=specials)

@@ -32,6 +32,7 @@ from avllm.synth import (
     sample_scene,
 )
 from avllm.synth.render import render_background
+from avllm.synth.tasks import make_texts
 from avllm.synth.facts import side_of
 from avllm.evaluate import truth_of
 from avllm.textformat import parse_boxes, parse_segments
@@ -333,12 +334,25 @@ def test_factcheck_labels_agree_with_ground_truth_and_are_balanced():
             fc = rec.texts_for("factcheck")
             assert sorted(t.meta["label"] for t in fc) == [False, True]
             for t in fc:
-                assert t.meta["claim"] in t.prompt
+                assert t.answer == ("true" if t.meta["label"] else "false") and t.meta["claim"] in t.prompt
                 assert _claim_label(rec, t.meta) == t.meta["label"], (rec.id, t.meta)
-                assert truth_of(t.answer) == t.meta["label"], t.answer
-                assert _evidence_decides(rec, t), (rec.id, t.answer, t.meta)
                 labels.append(t.meta["label"])
     assert sum(labels) * 2 == len(labels)
+
+
+@given(st.integers(0, 10_000), st.sampled_from(["easy", "standard", "hard"]))
+@settings(max_examples=40, deadline=None)
+def test_factcheck_evidence_is_the_truth_and_decides_the_verdict(seed, diff):
+    rec = _clip(seed % 500, diff).record
+    plain = make_texts(rec, np.random.default_rng(seed))
+    told = make_texts(rec, np.random.default_rng(seed), evidence=True)
+    # the same draws: every prompt and label is the same, only position / time / order answers grow evidence
+    assert [(t.task, t.prompt, t.meta) for t in plain] == [(t.task, t.prompt, t.meta) for t in told]
+    assert [t.answer for t in plain if t.task != "factcheck"] == [t.answer for t in told if t.task != "factcheck"]
+    for t in told:
+        if t.task == "factcheck":
+            assert truth_of(t.answer) == t.meta["label"], t.answer
+            assert _evidence_decides(rec, t), (rec.id, t.answer, t.meta)
 
 
 def _evidence_decides(rec, t) -> bool:

@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--fps", type=float, default=8.0)
     p.add_argument("--duration", type=float, default=4.0, help="seconds per clip")
+    p.add_argument("--evidence", action="store_true", help="fact-check answers give their evidence before the verdict")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     if a.num < 0:
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         manifest = write_dataset(a.out, split=a.split, num=a.num, seed=a.seed, difficulty=a.difficulty,
                                  speech=a.speech, image_size=a.image_size, fps=a.fps, duration=a.duration,
-                                 start=a.start, progress=not a.quiet)  # fmt: skip
+                                 start=a.start, progress=not a.quiet, evidence=a.evidence)  # fmt: skip
     except SpeechUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -32,11 +32,14 @@ def _where(word: str) -> str:
 
 
 
-def make_texts(rec: Record, rng: np.random.Generator) -> list[TextSample]:
+def make_texts(rec: Record, rng: np.random.Generator, evidence: bool = False) -> list[TextSample]:
     """All TextSamples of one clip: grounding, temporal, fact-checking (one true + one false claim), AVQA (up to
-    three kinds), a caption, and speech prompts when the clip has a spoken phrase."""
+    three kinds), a caption, and speech prompts when the clip has a spoken phrase. ``evidence``: position, time and
+    order claims are answered with their evidence before the verdict (``factcheck_answer``); the prompts, labels and
+    every other text are the same either way."""
     srcs = heard_sources(rec)
-    out = _grounding(rec, srcs, rng) + _temporal(rec, rng) + _factcheck(rec, srcs, rng) + make_avqa(rec, srcs, rng)
+    out = (_grounding(rec, srcs, rng) + _temporal(rec, rng) + _factcheck(rec, srcs, rng, evidence)
+           + make_avqa(rec, srcs, rng))
     out.append(_caption(rec, rng))
     out += _speech(rec, rng)
     return out
@@ -179,18 +182,18 @@ def factcheck_answer(label: bool, evidence: str | None = None) -> str:
     return f"{evidence}, so {verdict}." if evidence else verdict
 
 
-def _factcheck(rec: Record, srcs: list[Source], rng: np.random.Generator) -> list[TextSample]:
+def _factcheck(rec: Record, srcs: list[Source], rng: np.random.Generator, evidence: bool) -> list[TextSample]:
     out = []
     for want in [bool(v) for v in rng.permutation([True, False])]:
         for k in rng.permutation(len(_CLAIM_KINDS)):
             got = _claim(_CLAIM_KINDS[k], want, rec, srcs, rng)
             if got is not None:
-                claim, meta, evidence = got
+                claim, meta, why = got
                 prompt = pick(rng, ("Is this claim true or false? {claim}", "True or false: {claim}",
                                      "Check this statement against the clip: {claim}",
                                      "Claim: {claim} Is it true or false?")).format(claim=claim)  # fmt: skip
                 meta = {"label": want, "kind": _CLAIM_KINDS[k], "claim": claim, **meta}
-                out.append(TextSample("factcheck", prompt, factcheck_answer(want, evidence), meta))
+                out.append(TextSample("factcheck", prompt, factcheck_answer(want, why if evidence else None), meta))
                 break
     return out
 

@@ -76,10 +76,12 @@ def generate(
     frames: FrameMode = "all",
     num_frames: int | None = None,
     sample_rate: int = SAMPLE_RATE,
+    evidence: bool = False,
 ) -> SynthClip:
     """Clip ``index`` of ``split``: a deterministic function of all arguments (same arguments -> identical arrays
     and record). ``frames`` / ``num_frames`` choose which frames are rendered; the record (with boxes for every
-    frame) does not depend on them. ``speech=True`` needs espeak-ng (SpeechUnavailable otherwise)."""
+    frame) does not depend on them. ``speech=True`` needs espeak-ng (SpeechUnavailable otherwise). ``evidence``: fact-check
+    answers with their evidence (``avllm.synth.tasks.make_texts``)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
     diff = get_difficulty(difficulty)
@@ -104,7 +106,7 @@ def generate(
     ssl = masks[sounding].any(0) if sounding.any() else np.zeros(masks.shape[1:], bool)
     rec = build_record(scene, place, aud, sample_rate)
     text_rng = np.random.default_rng(scene_seed(split, seed, index, diff.name).spawn(1)[0])
-    rec.texts = make_texts(rec, text_rng)
+    rec.texts = make_texts(rec, text_rng, evidence=evidence)
     return SynthClip(
         frames=imgs,
         times=idx / fps,
@@ -224,6 +226,7 @@ class SynthWorld:
         speech_share: float = 1.0,
         start: int = 0,
         sample_rate: int = SAMPLE_RATE,
+        evidence: bool = False,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
@@ -236,6 +239,7 @@ class SynthWorld:
         self.split, self.seed, self.speech, self.speech_share = split, seed, speech, speech_share
         self.image_size, self.fps, self.duration, self.sample_rate = image_size, fps, duration, sample_rate
         self.frames, self.num_frames, self.length, self.start = frames, num_frames, length, start
+        self.evidence = evidence
 
     def __len__(self) -> int:
         if self.length is None:
@@ -257,6 +261,7 @@ class SynthWorld:
             frames=self.frames,
             num_frames=self.num_frames,
             sample_rate=self.sample_rate,
+            evidence=self.evidence,
         )
 
     def __iter__(self) -> Iterator[SynthClip]:

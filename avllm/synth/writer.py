@@ -53,6 +53,7 @@ def write_dataset(
     duration: float = 4.0,
     start: int = 0,
     progress: bool = True,
+    evidence: bool = False,
 ) -> Path:
     """Generate clips ``start .. start + num - 1`` of ``split`` and write them under ``out``; returns the manifest
     path. The manifest is written to a temporary name and renamed at the end, so a finished manifest is complete."""
@@ -67,7 +68,7 @@ def write_dataset(
     with tmp.open("w") as f:
         for i in tqdm(range(start, start + num), desc=f"synth {split}", unit="clip", disable=not progress):
             clip = generate(i, split=split, seed=seed, difficulty=difficulty, speech=speech,
-                            image_size=image_size, fps=fps, duration=duration)  # fmt: skip
+                            image_size=image_size, fps=fps, duration=duration, evidence=evidence)  # fmt: skip
             f.write(write_clip(clip, out) + "\n")
     tmp.replace(manifest)
     return manifest
