@@ -44,7 +44,7 @@ from .readers import (
 )
 from .metrics.grounding import interval_union
 from .record import TASKS, Record, TextSample
-from .textformat import parse_boxes, parse_segments
+from .textformat import parse_boxes, parse_segments, truth_of
 
 __all__ = [
     "DataError",
@@ -68,8 +68,6 @@ __all__ = [
 ]
 
 FrameMode = Literal["clip", "key"]
-_YES = ("yes", "true", "correct")
-_NO = ("no", "false", "incorrect", "wrong")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -188,9 +186,8 @@ def _label(text: TextSample | None) -> int:
         return -1
     if "label" in text.meta:
         return int(bool(text.meta["label"]))
-    words = [w.strip(".,!") for w in text.answer.strip().lower().split()]
-    said = [w for w in words if w in _YES or w in _NO]  # the verdict is the last such word (evidence comes first)
-    return -1 if not said else 1 if said[-1] in _YES else 0
+    said = truth_of(text.answer)  # the last verdict word: evidence comes first
+    return -1 if said is None else int(said)
 
 
 def make_item(

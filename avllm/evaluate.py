@@ -48,7 +48,7 @@ from avllm.model import AVLLM, AVFeatures
 from avllm.predictor import map_to_box
 from avllm.record import ObjectAnn, Record, TextSample
 from avllm.synth import ANSWERS, CLASS_NAMES, POSITIONS, SynthWorld
-from avllm.textformat import parse_display
+from avllm.textformat import parse_display, truth_of
 
 __all__ = ["evaluate", "main", "select_features", "question_key"]
 
@@ -99,18 +99,6 @@ _NUM_RE = re.compile(r"\d+(\.\d+)?")
 def question_key(prompt: str) -> str:
     """A question with class names and numbers abstracted: what a question-only model can condition on."""
     return _NUM_RE.sub("<n>", _CLASS_RE.sub("<c>", prompt.lower())).strip()
-
-
-_VERDICT = re.compile(r"\b(true|yes|correct|false|no|incorrect|wrong)\b")
-
-
-def truth_of(text: str) -> bool | None:
-    """The verdict of a yes/no or true/false answer: its last verdict word ("The bell is silent at <t_4>, so
-    false." -> False; evidence comes before the verdict), None when it has none."""
-    words = _VERDICT.findall(text.strip().lower())
-    if not words:
-        return None
-    return words[-1] in ("true", "yes", "correct")
 
 
 def caption_facts(rec: Record) -> list[list[str] | str]:

@@ -51,6 +51,7 @@ __all__ = [
     "parse_boxes",
     "parse_segments",
     "parse_display",
+    "truth_of",
 ]
 
 TOLERANCE = 0.05  # numbers this far outside their range are clipped into it; further out, the group is not read
@@ -329,3 +330,15 @@ class GroundingCodec:
                 if got is not None:
                     (out.boxes if got[0] == "box" else out.segments).append(got[1])
         return out
+
+
+_VERDICT = re.compile(r"\b(true|yes|correct|false|no|incorrect|wrong)\b")
+
+
+def truth_of(text: str) -> bool | None:
+    """The verdict of a yes/no or true/false answer: its last verdict word ("The bell is on the left side, so
+    false." -> False; evidence comes before the verdict), None when it has none."""
+    words = _VERDICT.findall(text.strip().lower()) if isinstance(text, str) else []
+    if not words:
+        return None
+    return words[-1] in ("true", "yes", "correct")

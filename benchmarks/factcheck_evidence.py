@@ -21,8 +21,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from avllm.evaluate import truth_of
-from avllm.textformat import parse_segments
+from avllm.textformat import parse_segments, truth_of
 
 _SIDE = re.compile(r"\b(left|right|top|bottom) (?:side|half)\b")
 _SAYS_SIDE = re.compile(r"^The (\w+) is on the (left|right|top|bottom) side\b")

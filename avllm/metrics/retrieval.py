@@ -7,6 +7,7 @@ correct item counts against it (pessimistic): a constant score matrix gives Reca
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -66,7 +67,5 @@ def class_set_ceiling(keys: Sequence, k_list: Sequence[int] = (1, 5, 10)) -> dic
     keys = list(keys)
     if not keys:
         return {f"r{k}": float("nan") for k in k_list}
-    size: dict = {}
-    for key in keys:
-        size[key] = size.get(key, 0) + 1
+    size = Counter(keys)
     return {f"r{k}": float(np.mean([min(1.0, k / size[key]) for key in keys])) for k in k_list}
