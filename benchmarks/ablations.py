@@ -53,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--reference", default="runs/tiny",
                    help="the default run's output folder (docs/TRAINING.md's command writes runs/tiny)")
+    p.add_argument("--reference-checkpoint", default=None,
+                   help="the default run's checkpoint at --stop-after itself, in place of --reference (e.g. "
+                        "assets/avllm-tiny, the shipped export of the default run's step-950 checkpoint)")
+    p.add_argument("--columns", nargs="*", default=None, help="the metric keys of the table (default: COLUMNS)")
     p.add_argument("--steps", type=int, default=950, help="the schedule's length (the default run's --steps)")
     p.add_argument("--stop-after", type=int, default=150)
     p.add_argument("--data", default="data/test-standard")
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = {}
     for name in a.only or list(VARIANTS):
         if name == "default":
-            ckpt = REPO / a.reference / "checkpoints" / step
+            ckpt = REPO / (a.reference_checkpoint or Path(a.reference) / "checkpoints" / step)
             if not ckpt.is_dir():
                 raise SystemExit(f"the reference run has no checkpoint {ckpt}")
         else:
@@ -82,11 +86,12 @@ def main(argv: list[str] | None = None) -> int:
             _run([sys.executable, "-m", "avllm.evaluate", "--checkpoint", str(ckpt), "--data", a.data,
                   "--limit", str(a.limit), "--no-baselines", "--out", str(metrics)])  # fmt: skip
         rows[name] = json.loads(metrics.read_text())
-    print(f"\n| variant (step {a.stop_after} of {a.steps}, {a.limit} clips) | " + " | ".join(f"`{c}`" for c in COLUMNS)
+    columns = tuple(a.columns or COLUMNS)
+    print(f"\n| variant (step {a.stop_after} of {a.steps}, {a.limit} clips) | " + " | ".join(f"`{c}`" for c in columns)
           + " |")  # fmt: skip
-    print("|---|" + "---:|" * len(COLUMNS))
+    print("|---|" + "---:|" * len(columns))
     for name, m in rows.items():
-        cells = [f"{m[c]:.3f}" if c in m else "–" for c in COLUMNS]
+        cells = [f"{m[c]:.3f}" if c in m else "–" for c in columns]
         print(f"| {VARIANTS[name]} | " + " | ".join(cells) + " |")
     return 0
 
