@@ -5,7 +5,8 @@ every clip once, asks the language model every text sample of the clip, and comp
 ``avllm.metrics`` under flat keys (documented in docs/RESULTS.md):
 
   ssl.ciou50 ssl.auc ssl.ciou_mean ssl.ciou50_fixed ssl.pointing     (JSA map; ssl.ceiling.* = the GT as the map)
-  ssl.<map>.ciou50/auc/pointing for the other maps: slot_offtarget, avace, dense0, dense1
+  ssl.<map>.ciou50/auc/pointing for the other maps: slot_offtarget, avace, dense0, dense1, and classmap (the class
+      maps' attention weighted by each class's sounding probability, avllm.heads.classmap.sounding_map)
   seg.sound.miou seg.sound.fscore seg.sound.ap seg.sound.iou          (DenseAV sound head vs the SSL target mask)
   seg.speech.miou/fscore/ap/iou (speech head over a spoken phrase vs the object it names; clips with a phrase),
   seg.<sound|speech>.head<k>.* (every head on both), seg.speech_head, seg.specialised (see dense_head_metrics)
@@ -42,7 +43,7 @@ from PIL import Image
 from avllm import metrics as M
 from avllm.checkpoint import CheckpointError, load
 from avllm.data import DataError, class_tags, make_item, read_manifest
-from avllm.heads.classmap import activity_targets
+from avllm.heads.classmap import activity_targets, sounding_map
 from avllm.media import MediaError, load_clip
 from avllm.model import AVLLM, AVFeatures
 from avllm.predictor import map_to_box
@@ -233,6 +234,8 @@ def evaluate(
                 for name, mp in (("slot_offtarget", f.slot_img_attn[i, 1]), ("avace", f.avace_attn[i]),
                                  ("dense0", f.dense_heatmaps[i, 0]), ("dense1", f.dense_heatmaps[i, 1])):
                     other_maps[name].append(mp.reshape(g, g).float().cpu().numpy())
+                if f.class_maps is not None:
+                    other_maps["classmap"].append(sounding_map(f.class_maps)[i].reshape(g, g).float().cpu().numpy())
                 seg_maps.append(f.dense_heatmaps[i].float().cpu().numpy())
                 seg_gts.append(_gt_mask(r, root) > 0)
                 seg_cls.append(next((o.category for o in r.objects if o.sounding), "none"))
@@ -499,7 +502,8 @@ def dense_head_metrics(sound_maps: list[np.ndarray], sound_gts: list[np.ndarray]
 SUMMARY = (
     ("ssl.ciou50", "ssl.ceiling.ciou50", "baseline.center.ssl.ciou50"), ("ssl.auc", "ssl.ceiling.auc", None),
     ("ssl.pointing", "baseline.center.ssl.pointing", None), ("ssl.avace.ciou50", None, None),
-    ("ssl.slot_offtarget.ciou50", None, None), ("seg.sound.miou", "seg.sound.head1.miou", None),
+    ("ssl.classmap.ciou50", None, None), ("ssl.slot_offtarget.ciou50", None, None),
+    ("seg.sound.miou", "seg.sound.head1.miou", None),
     ("seg.speech.miou", "seg.speech.head0.miou", "seg.speech.head1.miou"),
     ("retrieval.a2i.r1", None, None), ("retrieval.i2a.r1", None, None),
     ("ground.acc50", "baseline.center.ground.acc50", "baseline.random.ground.acc50"),

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from avllm.data import select_frames
+from avllm.heads.classmap import sounding_map
 from avllm.media import Clip
 from avllm.model import AVLLM, AVFeatures
 from avllm.synth import ANSWERS, CLASS_NAMES
@@ -243,6 +244,8 @@ class Predictor:
             "slot_offtarget": f.slot_img_attn[0, 1].view(g, g).float().cpu().numpy(),
             "avace": norm(f.avace_attn[0].view(g, g)),
         }
+        if f.class_maps is not None:  # the class maps' attention, weighted by each class's sounding probability
+            out["sounding"] = norm(sounding_map(f.class_maps)[0].view(g, g))
         for k in range(f.dense_heatmaps.shape[1]):
             out[f"dense_head{k}"] = norm(f.dense_heatmaps[0, k])
         valid = f.aud_mask[0].cpu().numpy()

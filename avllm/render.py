@@ -242,10 +242,10 @@ def render_images(clip: Clip, pred: Prediction, record: Record | None = None) ->
         out["boxes"] = viz.image_row(panels, f"Where the sound comes from ({key})", legend=legend,
                                      cell=320 if record is not None else 360)  # fmt: skip
     base = frame if frame is not None else np.zeros((224, 224, 3), np.uint8)
-    out["ssl"] = viz.map_panel(
-        base, {"SSL map (slots + image-query refinement)": maps["ssl"], "AVACE cross-attention": maps["avace"]},
-        f"Localization maps ({key})", colorbar_label="min-max normalised",
-    )
+    loc = {"SSL map (slots + image-query refinement)": maps["ssl"], "AVACE cross-attention": maps["avace"]}
+    if "sounding" in maps:
+        loc["sounding classes (class maps)"] = maps["sounding"]
+    out["ssl"] = viz.map_panel(base, loc, f"Localization maps ({key})", colorbar_label="min-max normalised")
     out["slots"] = viz.map_panel(
         base, {"target slot": maps["slot_target"], "off-target slot": maps["slot_offtarget"]},
         f"Image slots ({key})", colorbar_label="share of each patch",

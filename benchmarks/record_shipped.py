@@ -21,8 +21,8 @@ from avllm.data import read_manifest
 from avllm.evaluate import evaluate
 from avllm.synth.writer import write_dataset
 
-CI_KEYS = ("ssl.ciou50", "ssl.pointing", "ground.acc50", "temporal.miou", "factcheck.acc", "avqa.acc",
-           "retrieval.a2i.r1", "caption.fact_recall")
+CI_KEYS = ("ssl.ciou50", "ssl.pointing", "ssl.classmap.ciou50", "ground.acc50", "temporal.miou", "factcheck.acc",
+           "avqa.acc", "retrieval.a2i.r1", "caption.fact_recall")
 STANDARD_DATA = "python -m avllm.synth --out data/test-standard --split test --num 200 --seed 0 --difficulty standard"
 SPEECH_DATA = STANDARD_DATA.replace("test-standard", "test-speech") + " --speech"
 

@@ -21,7 +21,9 @@ DESCRIPTION = (
 MAPS_HELP = (
     "Heatmaps over the key frame (jet colour map: blue cold, red hot). **SSL map**: the target slot's "
     "localization, refined by the image query. **AVACE**: the LM-side cross-attention that is trained to stay "
-    "inside the sounding box. **Slots**: each patch's share between the target (sounding) and off-target slot. "
+    "inside the sounding box. **Sounding classes**: each class's map, weighted by how likely the head finds that "
+    "a visible object of the class sounds (silent objects fade). **Slots**: each patch's share between the target "
+    "(sounding) and off-target slot. "
     "**DenseAV**: per-head audio-visual similarity; a head is named sound or speech where the checkpoint's "
     "evaluation on spoken phrases measured its role, else shown by number."
 )

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from avllm.data import GeneratedDataset, class_tags, collate
 from avllm.heads.classmap import (
-    WHEN_BINS, ClassMapHead, ClassMapOutput, ClassTargets, activity_targets, class_map_loss,
+    WHEN_BINS, ClassMapHead, ClassMapOutput, ClassTargets, activity_targets, class_map_loss, sounding_map,
 )  # fmt: skip
 from avllm.record import ObjectAnn, Record, SoundAnn
 from avllm.synth import CLASS_NAMES, SynthWorld
@@ -100,6 +100,38 @@ def test_head_centres_lie_in_the_frame_and_padding_stays_silent(b, grid, ta, see
     aud2[~mask] = torch.randn(int((~mask).sum()), d) * 10
     out2 = head(img, aud2, mask, grid=grid)
     assert torch.allclose(out.when[mask[:, None].expand_as(out.when)], out2.when[mask[:, None].expand_as(out2.when)])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 3), st.integers(2, 5), st.integers(1, 6), st.integers(0, 10_000))
+def test_sounding_map_weighs_each_class_attention_by_its_sounding_probability(b, grid, c, seed):
+    torch.manual_seed(seed)
+    p = grid * grid
+    attn = torch.randn(b, c, p).softmax(-1)
+    sounding = torch.randn(b, c) * 3
+    out = ClassMapOutput(centre=torch.rand(b, c, 2), img_attn=attn, when=torch.zeros(b, c, 4), sounding=sounding)
+    m = sounding_map(out)
+    assert m.shape == (b, p) and bool((m >= 0).all())
+    # it sums over the patches to the expected number of sounding classes
+    assert torch.allclose(m.sum(-1), sounding.sigmoid().sum(-1), atol=1e-5)
+    # one class sounds, the others are silent: the map is that class's attention
+    k = seed % c
+    loud = torch.full((b, c), -30.0)
+    loud[:, k] = 30.0
+    one = sounding_map(ClassMapOutput(centre=out.centre, img_attn=attn, when=out.when, sounding=loud))
+    assert torch.allclose(one, attn[:, k], atol=1e-6)
+
+
+def test_evaluation_scores_the_sounding_map_beside_the_jsa_map(tmp_path):
+    from avllm.data import read_manifest
+    from avllm.evaluate import evaluate
+    from avllm.synth.writer import write_dataset
+
+    write_dataset(tmp_path, split="test", num=2, seed=3, difficulty="standard", progress=False)
+    m = evaluate(_located_model().eval(), read_manifest(tmp_path / "manifest.jsonl"), tmp_path, batch_size=2,
+                 candidates=2, baselines=False, progress=False)
+    for k in ("ciou50", "auc", "pointing"):
+        assert 0.0 <= m[f"ssl.classmap.{k}"] <= 1.0
 
 
 def test_activity_targets_mark_tokens_inside_segments():

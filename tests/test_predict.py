@@ -236,8 +236,11 @@ def test_class_maps_of_a_located_model_reach_the_rendered_images(clip_path):
     clip = load_clip(clip_path, fps=8.0)
     pred_.set_clip(clip)
     every = pred_.class_maps(min_prob=0.0)  # every class, whatever its probability
-    times = pred_.maps()["times"]
+    m = pred_.maps()
+    times = m["times"]
     assert set(every) == set(CLASS_NAMES)
+    # the sounding map (class maps weighted by sounding probability) is drawn beside the SSL and AVACE maps
+    assert m["sounding"].shape == m["ssl"].shape and 0.0 <= m["sounding"].min() and m["sounding"].max() <= 1.0
     for v in every.values():
         assert len(v["activity"]) == len(times) and all(0.0 <= x <= 1.0 for x in v["centre"] + v["activity"])
         assert all(0.0 <= v[k] <= 1.0 for k in ("seen", "heard", "sounding"))
@@ -247,6 +250,8 @@ def test_class_maps_of_a_located_model_reach_the_rendered_images(clip_path):
     shown = render.render_images(clip, pred)
     assert not np.array_equal(shown["boxes"], base["boxes"])  # one more panel: the classes seen, marked
     assert not np.array_equal(shown["audio_slots"], base["audio_slots"])  # the bell's activity line
+    pred.maps = {k: v for k, v in pred.maps.items() if k != "sounding"}
+    assert render.render_images(clip, pred)["ssl"].shape[1] < shown["ssl"].shape[1]  # one map fewer in the row
     assert "class maps, where: bell at" in render.answers_markdown(pred)
 
 

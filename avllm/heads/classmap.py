@@ -14,6 +14,7 @@ the prompt words that name the class (see ``AVLLM._word_features``).
     out.when      # (B, C, Ta) logits: class c sounds at audio token t
     out.sounding  # (B, C) logits: a visible object of class c makes sound
     losses = class_map_loss(out, targets, aud_times, aud_mask)   # {"tag_where", "tag_when", "tag_sounding"}
+    where = sounding_map(out)     # (B, P): every class's attention, weighted by its sounding probability
 
 Targets come from ``avllm.data.class_tags``: ``sound_tags`` (B, C), ``class_centre`` (B, C, 2) (valid where the
 class is seen), ``class_segments`` (B, C, M, 2) seconds, padded with -1.
@@ -31,7 +32,10 @@ from torch import Tensor, nn
 from avllm.heads.proposals import grid_centres
 from avllm.heads.tags import _pool
 
-__all__ = ["ClassMapHead", "ClassMapOutput", "ClassTargets", "class_map_loss", "activity_targets", "WHEN_BINS"]
+__all__ = [
+    "ClassMapHead", "ClassMapOutput", "ClassTargets", "class_map_loss", "activity_targets", "sounding_map",
+    "WHEN_BINS",
+]
 
 WHEN_BINS = 16  # the per-class activity curve the LM reads is pooled to this many bins over the audio tokens
 
@@ -93,6 +97,15 @@ class ClassMapHead(nn.Module):
             prob = prob * aud_mask[:, None].to(prob.dtype)
         bins = F.adaptive_avg_pool1d(prob, WHEN_BINS)  # (B, C, WHEN_BINS)
         return torch.cat([out.sounding.sigmoid()[..., None], out.centre, bins], -1)
+
+
+def sounding_map(out: ClassMapOutput) -> Tensor:
+    """(B, P) >= 0: where the sound comes from, read off the class maps: ``sum_c sigmoid(sounding_c) img_attn_c``.
+
+    Each class's attention over the key frame's patches counts as much as the head believes a visible object of
+    that class sounds, so a silent object in view, which the JSA map also lights, is left out. It sums to the
+    expected number of sounding classes over P; the SSL metrics min-max normalise it per image."""
+    return torch.einsum("bc,bcp->bp", out.sounding.sigmoid(), out.img_attn)
 
 
 def activity_targets(segments: Tensor, aud_times: Tensor) -> Tensor:
