@@ -242,9 +242,9 @@ def render_images(clip: Clip, pred: Prediction, record: Record | None = None) ->
         out["boxes"] = viz.image_row(panels, f"Where the sound comes from ({key})", legend=legend,
                                      cell=320 if record is not None else 360)  # fmt: skip
     base = frame if frame is not None else np.zeros((224, 224, 3), np.uint8)
-    loc = {"SSL map (slots + image-query refinement)": maps["ssl"], "AVACE cross-attention": maps["avace"]}
+    loc = {"SSL map (JSA slots, refined)": maps["ssl"], "AVACE cross-attention": maps["avace"]}
     if "sounding" in maps:
-        loc["sounding classes (class maps)"] = maps["sounding"]
+        loc["sounding classes"] = maps["sounding"]
     out["ssl"] = viz.map_panel(base, loc, f"Localization maps ({key})", colorbar_label="min-max normalised")
     out["slots"] = viz.map_panel(
         base, {"target slot": maps["slot_target"], "off-target slot": maps["slot_offtarget"]},
