@@ -129,6 +129,18 @@ def _load_item(rec: Record, root: Path, cfg) -> dict[str, Any]:
     )
 
 
+def encode_records(model: AVLLM, recs: list[Record], root: Path) -> AVFeatures:
+    """The model's features of a batch of clips (media under ``root``), read as evaluation reads them."""
+    dev = next(model.parameters()).device
+    items = [_load_item(r, root, model.cfg) for r in recs]
+    frames = torch.stack([it["frames"] for it in items]).to(dev)  # (B, T, 3, S, S)
+    times = torch.stack([it["frame_times"] for it in items]).to(dev)  # (B, T)
+    audio = torch.stack([it["audio"] for it in items]).to(dev)  # (B, N)
+    alen = torch.tensor([it["audio_len"] for it in items], device=dev)
+    key = torch.tensor([it["key_index"] for it in items], device=dev)
+    return model.encode(frames, times, audio, alen, key_index=key)
+
+
 def _gt_boxes_map(rec: Record, size: int = M.SSL_SIZE) -> np.ndarray:
     """The SSL ground truth as VGG-SS / Flickr build it: from boxes (Flickr's annotator rule when recorded)."""
     mode = "flickr" if rec.meta.get("gt_rule") == "flickr" else "vggss"
@@ -204,7 +216,6 @@ def evaluate(
     that receives one dict per generated answer (clip id, task, claim or question kind, prompt, answer, reference)."""
     from tqdm.auto import tqdm
 
-    cfg = model.cfg
     dev = next(model.parameters()).device
     rng = np.random.default_rng(seed)
     g = model.image_encoder.grid
@@ -219,14 +230,9 @@ def evaluate(
     bar = tqdm(total=len(records), disable=not progress, desc="evaluate", dynamic_ncols=True)
     for start in range(0, len(records), batch_size):
         recs = records[start : start + batch_size]
-        items = [_load_item(r, root, cfg) for r in recs]
-        frames = torch.stack([it["frames"] for it in items]).to(dev)
-        times = torch.stack([it["frame_times"] for it in items]).to(dev)
-        audio = torch.stack([it["audio"] for it in items]).to(dev)
-        alen = torch.tensor([it["audio_len"] for it in items], device=dev)
-        key = torch.tensor([it["key_index"] for it in items], device=dev)
-        f = model.encode(frames, times, audio, alen, key_index=key)
+        f = encode_records(model, recs, root)
         seg = model.proposed_segments(f).cpu().numpy()
+        sounding = sounding_map(f.class_maps) if f.class_maps is not None else None  # (B, P)
         for i, r in enumerate(recs):
             if r.ssl_boxes:
                 ssl_maps.append(f.ssl_map[i].view(g, g).float().cpu().numpy())
@@ -234,8 +240,8 @@ def evaluate(
                 for name, mp in (("slot_offtarget", f.slot_img_attn[i, 1]), ("avace", f.avace_attn[i]),
                                  ("dense0", f.dense_heatmaps[i, 0]), ("dense1", f.dense_heatmaps[i, 1])):
                     other_maps[name].append(mp.reshape(g, g).float().cpu().numpy())
-                if f.class_maps is not None:
-                    other_maps["classmap"].append(sounding_map(f.class_maps)[i].reshape(g, g).float().cpu().numpy())
+                if sounding is not None:
+                    other_maps["classmap"].append(sounding[i].reshape(g, g).float().cpu().numpy())
                 seg_maps.append(f.dense_heatmaps[i].float().cpu().numpy())
                 seg_gts.append(_gt_mask(r, root) > 0)
                 seg_cls.append(next((o.category for o in r.objects if o.sounding), "none"))

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     from avllm import metrics as M
     from avllm.checkpoint import load
     from avllm.data import read_manifest
-    from avllm.evaluate import _gt_boxes_map, _load_item
+    from avllm.evaluate import _gt_boxes_map, encode_records
     from avllm.heads.classmap import sounding_map
 
     root = Path(a.data)
@@ -57,12 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         for s in range(0, len(recs), a.batch_size):
             chunk = recs[s : s + a.batch_size]
-            items = [_load_item(r, root, model.cfg) for r in chunk]
-            f = model.encode(
-                torch.stack([it["frames"] for it in items]), torch.stack([it["frame_times"] for it in items]),
-                torch.stack([it["audio"] for it in items]), torch.tensor([it["audio_len"] for it in items]),
-                key_index=torch.tensor([it["key_index"] for it in items]),
-            )
+            f = encode_records(model, chunk, root)
             maps = f.ssl_map if a.map == "jsa" else sounding_map(f.class_maps)  # (B, P)
             for i, r in enumerate(chunk):
                 gt = _gt_boxes_map(r)
@@ -83,8 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             "target's share of the frame": "< 0.25" if area < 0.25 else ("0.25-0.5" if area < 0.5 else ">= 0.5"),
         }
         for table, key in [("all", "all"), *keys.items()]:
-            g_ = groups[table][key]
-            g_.append((c, on_silent))
+            groups[table][key].append((c, on_silent))
     for table, by_key in groups.items():
         print(f"\n| {table} ({a.map} map) | clips | cIoU >= 0.5 | mean cIoU | peak on a silent object |")
         print("|---|---:|---:|---:|---:|")
